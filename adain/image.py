@@ -1,0 +1,162 @@
+"""Image files and conversions: the only module that touches PIL and image files."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from torch import Tensor
+
+# 8192 x 8192: the largest image the tiled path is meant for. Larger needs an explicit max_pixels.
+DEFAULT_MAX_PIXELS = 8192 * 8192
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+# Composited under transparent pixels: white, like a page or a browser background.
+_BACKGROUND = (255, 255, 255)
+
+
+class ImageError(ValueError):
+    """An image that cannot be read or written, with a message that says what to do."""
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """Any PIL mode -> 8-bit RGB: alpha composited on white, 16-bit rescaled, CMYK converted."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        # PIL's convert("RGB") clips 16-bit values at 255 instead of rescaling them.
+        array = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
+        array = np.clip(array / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(array, mode="L").convert("RGB")
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, _BACKGROUND + (255,))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def load_image(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Open an image file as an upright 8-bit RGB PIL image.
+
+    EXIF orientation is applied; RGBA, LA and transparent palettes are composited on white;
+    greyscale, palette, CMYK and 16-bit images are converted to RGB.
+
+    Args:
+        path: image file.
+        max_pixels: refuse larger images before decoding them (a decompression-bomb guard);
+            ``None`` leaves only PIL's own limit.
+
+    Raises:
+        ImageError: missing, unreadable, truncated, non-image or too large files.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError(f"{path}: no such file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as opened:
+                width, height = opened.size
+                if max_pixels is not None and width * height > max_pixels:
+                    raise ImageError(
+                        f"{path}: {width}x{height} px is over the limit of {max_pixels:,} pixels; "
+                        "resize it first or raise max_pixels (--max-pixels)"
+                    )
+                opened.load()
+                image = ImageOps.exif_transpose(opened)
+                return _to_rgb(image)
+    except ImageError:
+        raise
+    except UnidentifiedImageError as error:
+        raise ImageError(f"{path}: not an image file PIL can read") from error
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise ImageError(f"{path}: too many pixels for PIL's safety limit ({error})") from error
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ImageError(f"{path}: unreadable or truncated image ({error})") from error
+
+
+def resize_shorter(image: Image.Image, size: int | None) -> Image.Image:
+    """Resize so the shorter side is ``size`` px, keeping the aspect ratio (``None``/0 keeps)."""
+    if not size:
+        return image
+    width, height = image.size
+    scale = size / min(width, height)
+    new_size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    if new_size == image.size:
+        return image
+    return image.resize(new_size, Image.Resampling.LANCZOS)
+
+
+def limit_size(image: Image.Image, max_size: int | None) -> Image.Image:
+    """Shrink so the longer side is at most ``max_size`` px (``None``/0 keeps)."""
+    if not max_size or max(image.size) <= max_size:
+        return image
+    width, height = image.size
+    scale = max_size / max(width, height)
+    new_size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return image.resize(new_size, Image.Resampling.LANCZOS)
+
+
+def to_tensor(image: Image.Image) -> Tensor:
+    """RGB PIL image -> ``(1, 3, H, W)`` float32 tensor in [0, 1]."""
+    array = np.asarray(_to_rgb(image) if image.mode != "RGB" else image, dtype=np.uint8)
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+
+
+def to_pil(tensor: Tensor) -> Image.Image:
+    """``(3, H, W)`` or ``(1, 3, H, W)`` tensor -> RGB PIL image (clamped to [0, 1], rounded)."""
+    if tensor.dim() == 4:
+        if tensor.shape[0] != 1:
+            raise ValueError(f"to_pil takes one image, got a batch of {tensor.shape[0]}")
+        tensor = tensor[0]
+    if tensor.dim() != 3 or tensor.shape[0] != 3:
+        raise ValueError(f"to_pil needs (3, H, W), got {tuple(tensor.shape)}")
+    array = tensor.detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0)
+    return Image.fromarray(array.cpu().numpy(), mode="RGB")
+
+
+def _save_format(path: Path) -> str:
+    extension = path.suffix.lower()
+    formats = Image.registered_extensions()
+    if extension not in formats:
+        raise ImageError(
+            f"{path}: unknown image extension {extension or '(none)'}; use .png, .jpg or .webp"
+        )
+    return formats[extension]
+
+
+def save_image(image: Image.Image | Tensor, path: str | Path, quality: int | None = None) -> Path:
+    """Save atomically: write a temporary file beside ``path``, then rename over it.
+
+    The format comes from the extension; ``quality`` (1-100) applies to JPEG and WebP.
+    """
+    path = Path(path)
+    if isinstance(image, Tensor):
+        image = to_pil(image)
+    image_format = _save_format(path)
+    if quality is not None and not 1 <= quality <= 100:
+        raise ImageError(f"quality must be between 1 and 100, got {quality}")
+    options: dict[str, object] = {}
+    if quality is not None and image_format in ("JPEG", "WEBP"):
+        options["quality"] = quality
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            image.save(handle, format=image_format, **options)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def load_mask(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Tensor:
+    """A mask image -> ``(1, 1, H, W)`` float32 weights in [0, 1] (its luma; grey = soft)."""
+    image = load_image(path, max_pixels=max_pixels)
+    return to_tensor(image.convert("L").convert("RGB"))[:, :1]

@@ -1,0 +1,183 @@
+"""Task API over images: what a user does with files, PIL images and tensors."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import torch
+from PIL import Image
+from torch import Tensor
+
+from adain.image import (
+    DEFAULT_MAX_PIXELS,
+    limit_size,
+    load_image,
+    load_mask,
+    resize_shorter,
+    to_pil,
+    to_tensor,
+)
+from adain.model import AdaIN, PreserveColor
+from adain.pretrained import load_model
+from adain.style import StyleStats, is_style_preset
+
+ImageLike = str | Path | Image.Image | Tensor
+StyleLike = ImageLike | StyleStats
+
+
+def get_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` picks CUDA, then MPS, then CPU; an explicit device that is missing is an error."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    kind = device.split(":")[0]
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but CUDA is not available: use --device cpu")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device 'mps' was asked for but MPS is not available: use --device cpu")
+    if kind not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"unknown device {device!r}: use auto, cpu, cuda or mps")
+    return torch.device(device)
+
+
+def as_tensor(
+    image: ImageLike,
+    size: int | None = None,
+    max_size: int | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+) -> Tensor:
+    """A path, PIL image or tensor -> ``(1 or B, 3, H, W)`` float tensor in [0, 1].
+
+    ``size`` resizes the shorter side (``None``/0 keeps the size); ``max_size`` caps the longer
+    side. Tensors are taken as they are (``(3, H, W)`` gains a batch dimension).
+    """
+    if isinstance(image, Tensor):
+        tensor = image.unsqueeze(0) if image.dim() == 3 else image
+        if size or max_size:
+            tensor = to_tensor(limit_size(resize_shorter(to_pil(tensor), size), max_size))
+        return tensor
+    if isinstance(image, str | Path):
+        image = load_image(image, max_pixels=max_pixels)
+    return to_tensor(limit_size(resize_shorter(image, size), max_size))
+
+
+def _resolve_model(model: AdaIN | str | Path | None, revision: str | None) -> AdaIN:
+    return model if isinstance(model, AdaIN) else load_model(model, revision=revision)
+
+
+@torch.inference_mode()
+def encode_style(
+    style: StyleLike,
+    model: AdaIN | str | Path | None = None,
+    *,
+    style_size: int | None = None,
+    device: str | torch.device = "auto",
+    revision: str | None = None,
+) -> StyleStats:
+    """Encode a style once into reusable statistics (``StyleStats.save`` writes a preset)."""
+    if isinstance(style, StyleStats):
+        return style
+    if isinstance(style, str | Path) and is_style_preset(style):
+        return StyleStats.load(style)
+    net = _resolve_model(model, revision)
+    target = get_device(device)
+    net = net.to(target)
+    return net.style_stats(as_tensor(style, style_size).to(target)).to("cpu")
+
+
+@torch.inference_mode()
+def stylize(
+    content: ImageLike,
+    style: StyleLike | Sequence[StyleLike],
+    *,
+    model: AdaIN | str | Path | None = None,
+    alpha: float = 1.0,
+    weights: Sequence[float] | None = None,
+    masks: Sequence[ImageLike] | Tensor | None = None,
+    preserve_color: PreserveColor | None = None,
+    content_size: int | None = None,
+    style_size: int | None = None,
+    max_size: int | None = None,
+    device: str | torch.device = "auto",
+    revision: str | None = None,
+    output: Literal["pil", "tensor"] = "pil",
+) -> Image.Image | Tensor:
+    """Stylise an image with one or several styles.
+
+    Args:
+        content: path, PIL image, or tensor ``(3, H, W)``/``(B, 3, H, W)`` in [0, 1].
+        style: one style (path, PIL image, tensor, ``.safetensors`` preset or
+            :class:`StyleStats`) or a sequence of them.
+        model: an :class:`AdaIN`, a folder, a Hub id, or ``None`` for ``$ADAIN_MODEL`` / default.
+        alpha: content-style trade-off, finite and >= 0 (above 1 over-stylises).
+        weights: interpolation weights, one per style.
+        masks: one soft mask per style (paths, PIL images or ``(1, 1, H, W)`` tensors), or one
+            ``(1, K, H, W)`` tensor; resized to the content.
+        preserve_color: ``"coral"`` or ``"luminance"`` (see :meth:`AdaIN.forward`).
+        content_size: shorter side of the content in px; ``None`` keeps its size, so the output
+            has the input's size.
+        style_size: shorter side of the style images in px; ``None`` keeps their size.
+        max_size: cap on the longer side of the content, applied after ``content_size``.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"mps"``.
+        revision: Hub revision when ``model`` is a repository id.
+        output: ``"pil"`` (one image) or ``"tensor"`` (``(B, 3, H, W)`` clamped to [0, 1], CPU).
+    """
+    target = get_device(device)
+    net = _resolve_model(model, revision).to(target).eval()
+    content_tensor = as_tensor(content, content_size, max_size).to(target)
+    styles = list(style) if isinstance(style, list | tuple) else [style]
+    style_inputs: list[Tensor | StyleStats] = []
+    for item in styles:
+        if isinstance(item, StyleStats):
+            style_inputs.append(item)
+        elif isinstance(item, str | Path) and is_style_preset(item):
+            style_inputs.append(StyleStats.load(item))
+        else:
+            style_inputs.append(as_tensor(item, style_size).to(target))
+    mask_tensor = _masks_tensor(masks, len(styles))
+    out = net(
+        content_tensor,
+        style_inputs,
+        alpha,
+        weights=weights,
+        masks=None if mask_tensor is None else mask_tensor.to(target),
+        preserve_color=preserve_color,
+    )
+    out = out.clamp(0.0, 1.0).cpu()
+    if output == "tensor":
+        return out
+    if out.shape[0] != 1:
+        raise ValueError(f"output='pil' returns one image, the batch has {out.shape[0]}")
+    return to_pil(out)
+
+
+def _masks_tensor(masks: Sequence[ImageLike] | Tensor | None, num_styles: int) -> Tensor | None:
+    if masks is None or isinstance(masks, Tensor):
+        return masks
+    if len(masks) != num_styles:
+        raise ValueError(f"got {len(masks)} masks for {num_styles} styles: give one mask per style")
+    tensors = []
+    for mask in masks:
+        if isinstance(mask, str | Path):
+            tensors.append(load_mask(mask))
+        elif isinstance(mask, Image.Image):
+            tensors.append(to_tensor(mask.convert("L").convert("RGB"))[:, :1])
+        else:
+            tensors.append(mask.reshape(1, 1, *mask.shape[-2:]).float())
+    size = tensors[0].shape[-2:]
+    tensors = [
+        t
+        if t.shape[-2:] == size
+        else torch.nn.functional.interpolate(
+            t, size=tuple(size), mode="bilinear", align_corners=False
+        )
+        for t in tensors
+    ]
+    return torch.cat(tensors, dim=1)

@@ -1,0 +1,66 @@
+"""Shared fixtures: small seeded models and images, and an isolated Hugging Face cache."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+# Before anything imports huggingface_hub: no telemetry, and never the user's cache or token.
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.pop("ADAIN_MODEL", None)
+os.environ.pop("HF_TOKEN", None)
+
+# Width 8 instead of VGG's 64: the real architecture and code paths at 1/64 of the FLOPs.
+TINY_WIDTH = 8
+
+
+@pytest.fixture(autouse=True)
+def _isolated_hub_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    home = tmp_path_factory.mktemp("hf_home")
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.setenv("HF_HUB_CACHE", str(home / "hub"))
+    monkeypatch.delenv("ADAIN_MODEL", raising=False)
+
+
+def make_model(seed: int = 0, width: int = TINY_WIDTH, depth: str = "relu5_1"):
+    from adain.model import AdaIN
+
+    torch.manual_seed(seed)
+    return AdaIN(encoder_depth=depth, base_channels=width).eval()
+
+
+@pytest.fixture
+def tiny_model():
+    """A seeded random AdaIN of width 8 (the full architecture, narrow)."""
+    return make_model()
+
+
+@pytest.fixture
+def tiny_model_dir(tiny_model, tmp_path: Path) -> Path:
+    """``tiny_model`` written with save_pretrained."""
+    path = tmp_path / "tiny-model"
+    tiny_model.save_pretrained(path)
+    return path
+
+
+def smooth_image(seed: int, height: int = 64, width: int = 64) -> torch.Tensor:
+    """A seeded ``(1, 3, H, W)`` image in [0, 1] with structure at several scales."""
+    generator = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(1, 3, max(2, height // 16), max(2, width // 16), generator=generator)
+    fine = torch.rand(1, 3, height, width, generator=generator)
+    up = torch.nn.functional.interpolate(coarse, size=(height, width), mode="bilinear")
+    return (0.8 * up + 0.2 * fine).clamp(0, 1)
+
+
+@pytest.fixture
+def content() -> torch.Tensor:
+    return smooth_image(1)
+
+
+@pytest.fixture
+def style() -> torch.Tensor:
+    return smooth_image(2, 48, 56)
