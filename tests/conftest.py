@@ -30,7 +30,16 @@ def make_model(seed: int = 0, width: int = TINY_WIDTH, depth: str = "relu5_1"):
     from adain.model import AdaIN
 
     torch.manual_seed(seed)
-    return AdaIN(encoder_depth=depth, base_channels=width).eval()
+    model = AdaIN(encoder_depth=depth, base_channels=width).eval()
+    # He initialisation keeps random activations alive through 13+9 convolutions (PyTorch's
+    # default init shrinks them until the output is nearly constant, which makes weak tests).
+    with torch.no_grad():
+        for name, module in model.named_modules():
+            if isinstance(module, torch.nn.Conv2d) and not name.endswith("preprocess"):
+                torch.nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+                torch.nn.init.uniform_(module.bias, -0.1, 0.1)
+        model.encoder.conv1_1.weight.mul_(1 / 64.0)  # the Caffe input spans +-128
+    return model
 
 
 @pytest.fixture

@@ -1,0 +1,164 @@
+"""Released-weight conversion: converted files reproduce an independent original-layout model."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import smooth_image
+from original_layout import seeded_original, style_transfer
+from t7_writer import save_t7, sequential_from_state_dict
+
+from adain.convert import (
+    DECODER_INDEX_TO_NAME,
+    VGG_INDEX_TO_NAME,
+    convert_state_dict,
+    read_original,
+)
+from adain.model import AdaIN
+
+
+def _save_original(
+    tmp_path: Path, width: int
+) -> tuple[Path, Path, torch.nn.Module, torch.nn.Module]:
+    vgg, dec = seeded_original(width)
+    vgg_path, dec_path = tmp_path / "vgg_normalised.pth", tmp_path / "decoder.pth"
+    torch.save(vgg.state_dict(), vgg_path)
+    torch.save(dec.state_dict(), dec_path)
+    return vgg_path, dec_path, vgg, dec
+
+
+def _assert_close(actual: torch.Tensor, expected: torch.Tensor, atol: float) -> None:
+    diff = (actual - expected).abs()
+    assert diff.max() <= atol, f"max diff {diff.max():.3g}, mean {diff.mean():.3g} (atol {atol})"
+
+
+@pytest.mark.parametrize(("height", "width"), [(64, 64), (48, 80)])
+@pytest.mark.parametrize("alpha", [1.0, 0.6])
+def test_converted_matches_original_layout(tmp_path, height, width, alpha):
+    vgg_path, dec_path, vgg, dec = _save_original(tmp_path, width=8)
+    model = AdaIN.from_original(vgg_path, dec_path)
+    content, style = smooth_image(3, height, width), smooth_image(4, 40, 56)
+    with torch.no_grad():
+        expected = style_transfer(vgg, dec, content, style, alpha)
+        actual = model(content, style, alpha)
+    assert expected.std() > 0.05, "degenerate reference output"
+    _assert_close(actual, expected, atol=1e-5)
+
+
+def test_full_width_release_layout(tmp_path):
+    """The real VGG-19 widths (20,024,396 encoder parameters in the released file)."""
+    vgg_path, dec_path, vgg, dec = _save_original(tmp_path, width=64)
+    assert sum(p.numel() for p in vgg.parameters()) == 20_024_396
+    assert sum(p.numel() for p in dec.parameters()) == 3_505_219
+    model = AdaIN.from_original(vgg_path, dec_path, encoder_depth="relu4_1")
+    assert model.num_parameters() == {"encoder": 3_505_740, "decoder": 3_505_219}
+    content, style = smooth_image(5, 32, 32), smooth_image(6, 32, 32)
+    with torch.no_grad():
+        _assert_close(model(content, style), style_transfer(vgg, dec, content, style), atol=1e-5)
+
+
+def test_relu5_1_weights_are_kept(tmp_path):
+    vgg_path, dec_path, vgg, _ = _save_original(tmp_path, width=8)
+    model = AdaIN.from_original(vgg_path, dec_path, encoder_depth="relu5_1")
+    image = smooth_image(7, 32, 32)
+    with torch.no_grad():
+        expected = vgg[:44](image)  # index 43 is relu5_1
+        actual = model.encode(image, ["relu5_1"])["relu5_1"]
+    _assert_close(actual, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("flat_weights", [False, True])
+def test_lua_t7_files(tmp_path, flat_weights):
+    vgg, dec = seeded_original(8)
+    vgg_t7, dec_t7 = tmp_path / "vgg_normalised.t7", tmp_path / "decoder.t7"
+    save_t7(sequential_from_state_dict(vgg.state_dict(), 53, flat_weights), vgg_t7)
+    save_t7(sequential_from_state_dict(dec.state_dict(), 29, flat_weights), dec_t7)
+    state = read_original(vgg_t7)
+    assert set(state) == set(vgg.state_dict())
+    model = AdaIN.from_original(vgg_t7, dec_t7)
+    content, style = smooth_image(8, 32, 32), smooth_image(9, 32, 32)
+    with torch.no_grad():
+        _assert_close(model(content, style), style_transfer(vgg, dec, content, style), atol=1e-5)
+
+
+def test_key_maps_cover_every_weight():
+    vgg, dec = seeded_original(8)
+    conv_indices = {int(k.split(".")[0]) for k in vgg.state_dict()}
+    assert set(VGG_INDEX_TO_NAME) == conv_indices - {45, 48, 51}  # conv5_2..conv5_4 unused
+    assert set(DECODER_INDEX_TO_NAME) == {int(k.split(".")[0]) for k in dec.state_dict()}
+
+
+def test_wrong_shape_names_file_and_key():
+    vgg, dec = seeded_original(8)
+    vgg_state = vgg.state_dict()
+    vgg_state["9.weight"] = torch.zeros(16, 8, 3, 3, 1)
+    with pytest.raises(ValueError, match=r"vgg\.pth: encoder\.conv2_1\.weight has shape"):
+        convert_state_dict(vgg_state, dec.state_dict(), source=("vgg.pth", "dec.pth"))
+
+
+def test_missing_key_names_file_and_key():
+    vgg, dec = seeded_original(8)
+    dec_state = dec.state_dict()
+    del dec_state["14.bias"]
+    with pytest.raises(ValueError, match=r"dec\.pth: missing key '14\.bias' \(conv3_1\)"):
+        convert_state_dict(vgg.state_dict(), dec_state, source=("vgg.pth", "dec.pth"))
+
+
+def test_swapped_files_are_refused(tmp_path):
+    vgg_path, dec_path, _, _ = _save_original(tmp_path, width=8)
+    with pytest.raises(ValueError, match="not a vgg_normalised state dict"):
+        AdaIN.from_original(dec_path, vgg_path)
+
+
+def test_relu4_1_only_file_needs_relu4_1_depth():
+    vgg, dec = seeded_original(8)
+    truncated = {k: v for k, v in vgg.state_dict().items() if int(k.split(".")[0]) <= 30}
+    state = convert_state_dict(truncated, dec.state_dict(), encoder_depth="relu4_1")
+    assert "encoder.conv4_1.weight" in state and "encoder.conv5_1.weight" not in state
+    with pytest.raises(ValueError, match=r"missing key '32\.weight' \(conv4_2\)"):
+        convert_state_dict(truncated, dec.state_dict(), encoder_depth="relu5_1")
+
+
+class _Payload:
+    """Unpickling this would run code: weights_only loading must refuse it."""
+
+    def __reduce__(self):
+        return (print, ("unpickled!",))
+
+
+def test_pickled_code_is_never_executed(tmp_path, capsys):
+    path = tmp_path / "evil.pth"
+    with open(path, "wb") as handle:
+        pickle.dump({"0.weight": _Payload()}, handle)
+    with pytest.raises(ValueError, match="not a readable PyTorch state dict"):
+        read_original(path)
+    assert "unpickled!" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"hello", "not a readable PyTorch state dict"), (None, "does not exist")],
+)
+def test_unreadable_files(tmp_path, content, message):
+    path = tmp_path / "weights.pth"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(ValueError, match=message):
+        read_original(path)
+
+
+def test_non_state_dict_is_refused(tmp_path):
+    path = tmp_path / "list.pth"
+    torch.save([torch.zeros(1)], path)
+    with pytest.raises(ValueError, match="not a state dict of tensors"):
+        read_original(path)
+
+
+def test_corrupt_t7_is_refused(tmp_path):
+    path = tmp_path / "decoder.t7"
+    path.write_bytes(b"\x04\x00\x00\x00garbage")
+    with pytest.raises(ValueError, match="not a readable Lua Torch .t7 file"):
+        read_original(path)
