@@ -160,3 +160,32 @@ def load_mask(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> 
     """A mask image -> ``(1, 1, H, W)`` float32 weights in [0, 1] (its luma; grey = soft)."""
     image = load_image(path, max_pixels=max_pixels)
     return to_tensor(image.convert("L").convert("RGB"))[:, :1]
+
+
+def read_size(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
+    """``(width, height)`` from the file header, with :func:`load_image`'s checks, decoding nothing.
+
+    Lets a batch refuse a missing, non-image or oversized file before it writes any output.
+    Truncated pixel data is only found by :func:`load_image`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError(f"{path}: no such file")
+    try:
+        with Image.open(path) as opened:
+            width, height = opened.size
+    except UnidentifiedImageError as error:
+        raise ImageError(f"{path}: not an image file PIL can read") from error
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ImageError(f"{path}: unreadable image ({error})") from error
+    if max_pixels is not None and width * height > max_pixels:
+        raise ImageError(
+            f"{path}: {width}x{height} px is over the limit of {max_pixels:,} pixels; "
+            "resize it first or raise max_pixels (--max-pixels)"
+        )
+    return width, height
+
+
+def save_format(path: str | Path) -> str:
+    """The PIL format :func:`save_image` would write for ``path`` (from its extension)."""
+    return _save_format(Path(path))
