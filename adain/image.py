@@ -172,10 +172,15 @@ def read_size(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> 
     if not path.is_file():
         raise ImageError(f"{path}: no such file")
     try:
-        with Image.open(path) as opened:
-            width, height = opened.size
+        with warnings.catch_warnings():
+            # The size is checked below against max_pixels, which is the limit asked for.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as opened:
+                width, height = opened.size
     except UnidentifiedImageError as error:
         raise ImageError(f"{path}: not an image file PIL can read") from error
+    except Image.DecompressionBombError as error:
+        raise ImageError(f"{path}: too many pixels for PIL's safety limit ({error})") from error
     except (OSError, SyntaxError, ValueError) as error:
         raise ImageError(f"{path}: unreadable image ({error})") from error
     if max_pixels is not None and width * height > max_pixels:
