@@ -1,0 +1,277 @@
+"""Batch stylisation: expand inputs, plan output names, encode each style once, stylise each pair.
+
+``plan()`` does every check that needs no model (inputs exist and are images, option values,
+output names, nothing overwritten by accident), so a bad batch fails before it writes anything.
+``run()`` then loads the model once, encodes each style once and yields one record per output.
+"""
+
+from __future__ import annotations
+
+import glob
+import math
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from adain.image import (
+    DEFAULT_MAX_PIXELS,
+    IMAGE_SUFFIXES,
+    load_image,
+    load_mask,
+    read_size,
+    resize_shorter,
+    save_format,
+    save_image,
+)
+from adain.style import is_style_preset
+
+PRESET_SUFFIX = ".safetensors"
+
+
+def _is_hidden(path: Path) -> bool:
+    # save_image's temporary files start with a dot: never take them (or .git etc.) as inputs.
+    return any(part.startswith(".") and part not in (".", "..") for part in path.parts)
+
+
+def expand_paths(items: Sequence[str | Path], what: str, presets: bool = False) -> list[Path]:
+    """Files, folders (recursive) and glob patterns -> a sorted, duplicate-free list of files.
+
+    Args:
+        items: what the user typed; a path that exists is taken as it is, before any globbing.
+        what: ``"content"``, ``"style"``..., used in the error messages.
+        presets: also collect ``.safetensors`` style presets from folders and globs.
+
+    Raises:
+        ValueError: an item that matches nothing, or a folder without images.
+    """
+    suffixes = IMAGE_SUFFIXES + ((PRESET_SUFFIX,) if presets else ())
+    kinds = ", ".join(suffixes)
+    found: list[Path] = []
+    for item in items:
+        path = Path(item).expanduser()
+        if path.is_file():
+            matches = [path]
+        elif path.is_dir():
+            matches = sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file()
+                and p.suffix.lower() in suffixes
+                and not _is_hidden(p.relative_to(path))
+            )
+            if not matches:
+                raise ValueError(f"{what} folder {item} has no files ending in {kinds}")
+        elif glob.has_magic(str(item)):
+            matches = sorted(
+                Path(p)
+                for p in glob.glob(str(path), recursive=True)
+                if Path(p).is_file() and Path(p).suffix.lower() in suffixes
+            )
+            if not matches:
+                raise ValueError(f"{what} pattern {item!r} matches no files ending in {kinds}")
+        else:
+            raise ValueError(f"{what} {item}: no such file or folder")
+        found.extend(m for m in matches if m not in found)
+    return found
+
+
+@dataclass(frozen=True)
+class Job:
+    """One output: a content image, the indices of its styles in the batch, and where it goes."""
+
+    content: Path
+    styles: tuple[int, ...]
+    output: Path
+
+
+@dataclass(frozen=True)
+class BatchConfig:
+    """Everything a ``stylize`` batch needs; option names match the CLI's.
+
+    ``None`` and 0 sizes keep the input size (see :func:`adain.stylize.stylize`).
+    """
+
+    contents: Sequence[str | Path]
+    styles: Sequence[str | Path]
+    output: Path | None = None  # a file for a single output, else a folder (default: cwd)
+    alpha: float = 1.0  # paper eq. 14; any finite value >= 0
+    weights: Sequence[float] | None = None  # one per style: one interpolated style
+    masks: Sequence[str | Path] | None = None  # one per style: spatial control
+    preserve_color: Literal["coral", "luminance"] | None = None
+    content_size: int | None = None
+    style_size: int | None = None
+    max_size: int | None = None
+    max_pixels: int | None = DEFAULT_MAX_PIXELS
+    model: str | None = None
+    revision: str | None = None
+    device: str = "auto"
+    overwrite: bool = False
+    quality: int | None = None
+    ext: str = ".png"  # format of the files written into an output folder
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The checked batch: resolved inputs and one :class:`Job` per output file."""
+
+    config: BatchConfig
+    styles: list[Path]
+    masks: list[Path]
+    jobs: list[Job] = field(default_factory=list)
+
+
+def _check_options(config: BatchConfig, num_styles: int) -> None:
+    if not math.isfinite(config.alpha) or config.alpha < 0:
+        raise ValueError(f"--alpha must be a number >= 0 (1 = full style), got {config.alpha}")
+    if config.weights is not None:
+        if len(config.weights) != num_styles:
+            raise ValueError(
+                f"got {len(config.weights)} --weight values for {num_styles} styles: "
+                "give one --weight per style"
+            )
+        weights = list(config.weights)
+        if any(not (w >= 0 and math.isfinite(w)) for w in weights) or not sum(weights):
+            raise ValueError(f"--weight values must be >= 0 with a positive sum, got {weights}")
+    if config.masks is not None and len(config.masks) != num_styles:
+        raise ValueError(
+            f"got {len(config.masks)} --mask files for {num_styles} styles: give one mask per style"
+        )
+    if config.masks is not None and config.weights is not None:
+        raise ValueError("give either --weight (interpolation) or --mask (regions), not both")
+    for name in ("content_size", "style_size", "max_size"):
+        value = getattr(config, name)
+        if value is not None and value < 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 0 (0 keeps), got {value}")
+    if config.max_pixels is not None and config.max_pixels <= 0:
+        raise ValueError(f"--max-pixels must be > 0, got {config.max_pixels}")
+    if config.quality is not None and not 1 <= config.quality <= 100:
+        raise ValueError(f"--quality must be between 1 and 100, got {config.quality}")
+
+
+def _output_names(config: BatchConfig, contents: list[Path], styles: list[Path]) -> list[Job]:
+    if config.weights is not None or config.masks is not None:
+        combos = [(c, tuple(range(len(styles)))) for c in contents]
+    else:
+        combos = [(c, (k,)) for c in contents for k in range(len(styles))]
+    output = config.output if config.output is not None else Path(".")
+    if output.suffix and not output.is_dir():
+        if len(combos) != 1:
+            raise ValueError(
+                f"this batch makes {len(combos)} images: -o must be a folder, not {output}"
+            )
+        save_format(output)
+        return [Job(combos[0][0], combos[0][1], output)]
+    ext = config.ext if config.ext.startswith(".") else f".{config.ext}"
+    save_format(Path(f"x{ext}"))
+    taken: set[Path] = set()
+    jobs = []
+    for content, picked in combos:
+        stem = f"{content.stem}_{'+'.join(styles[k].stem for k in picked)}"
+        path, n = output / f"{stem}{ext}", 1
+        while path in taken:  # same stems from different folders: number them, never merge
+            n += 1
+            path = output / f"{stem}-{n}{ext}"
+        taken.add(path)
+        jobs.append(Job(content, picked, path))
+    return jobs
+
+
+def plan(config: BatchConfig) -> Plan:
+    """Check a batch without loading the model; raise ``ValueError`` with a one-line fix.
+
+    Every content x style pair makes one output; with ``weights`` or ``masks`` each content
+    makes one output from all the styles. Inputs are checked from their headers (exists, is an
+    image, under ``max_pixels``); existing outputs need ``overwrite``, and an output never
+    replaces one of the inputs.
+    """
+    contents = expand_paths(config.contents, "content")
+    styles = expand_paths(config.styles, "style", presets=True)
+    masks = [Path(m) for m in config.masks] if config.masks is not None else []
+    _check_options(config, len(styles))
+    for path in contents:
+        if is_style_preset(path):
+            raise ValueError(f"{path} is a style preset: give it with --style, not as content")
+        read_size(path, config.max_pixels)
+    for path in styles:
+        if is_style_preset(path):
+            if config.preserve_color == "coral":
+                raise ValueError(
+                    f"--preserve-color coral recolours style images, and {path} is a preset: "
+                    "give the style image or use --preserve-color luminance"
+                )
+            if not path.is_file():
+                raise ValueError(f"style preset {path} does not exist")
+        else:
+            read_size(path, config.max_pixels)
+    for path in masks:
+        if not path.is_file():
+            raise ValueError(f"mask {path}: no such file")
+        read_size(path, config.max_pixels)
+    jobs = _output_names(config, contents, styles)
+    inputs = {p.resolve() for p in [*contents, *styles, *masks]}
+    for job in jobs:
+        if job.output.resolve() in inputs:
+            raise ValueError(f"{job.output} is one of the inputs: choose another -o")
+        if job.output.exists() and not config.overwrite:
+            raise ValueError(f"{job.output} already exists: pass --overwrite or choose another -o")
+    return Plan(config, styles, masks, jobs)
+
+
+def run(batch: Plan) -> Iterator[dict[str, Any]]:
+    """Load the model once, encode each style once, and stylise every job of the plan.
+
+    Yields one JSON-able record per output file written (atomically, by ``save_image``):
+    ``output``, ``content``, ``styles``, ``weights``, ``alpha``, ``width``, ``height``,
+    ``content_width``, ``content_height``, ``seconds`` (this output's stylisation and save).
+
+    Note:
+        With ``preserve_color="coral"`` a style's colours are matched to each content before it
+        is encoded, so styles are encoded once per content instead of once per batch.
+    """
+    from adain.pretrained import load_model
+    from adain.style import StyleStats
+    from adain.stylize import encode_style, get_device, stylize
+
+    config = batch.config
+    device = get_device(config.device)  # a missing device is an error before the model loads
+    net = load_model(config.model, revision=config.revision).to(device).eval()
+    masks = [load_mask(path, config.max_pixels) for path in batch.masks] or None
+    styles: list[Any] = []
+    for path in batch.styles:
+        if is_style_preset(path):
+            styles.append(StyleStats.load(path))
+            continue
+        image = resize_shorter(load_image(path, config.max_pixels), config.style_size)
+        if config.preserve_color != "coral":
+            image = encode_style(image, net, device=device)
+        styles.append(image)
+    for job in batch.jobs:
+        start = time.perf_counter()
+        content = load_image(job.content, config.max_pixels)
+        result = stylize(
+            content,
+            [styles[k] for k in job.styles],
+            model=net,
+            alpha=config.alpha,
+            weights=config.weights,
+            masks=masks,
+            preserve_color=config.preserve_color,
+            content_size=config.content_size,
+            max_size=config.max_size,
+            device=device,
+        )
+        save_image(result, job.output, quality=config.quality)
+        yield {
+            "output": str(job.output),
+            "content": str(job.content),
+            "styles": [str(batch.styles[k]) for k in job.styles],
+            "weights": None if config.weights is None else list(config.weights),
+            "alpha": config.alpha,
+            "width": result.width,
+            "height": result.height,
+            "content_width": content.width,
+            "content_height": content.height,
+            "seconds": round(time.perf_counter() - start, 4),
+        }
