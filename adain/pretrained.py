@@ -1,21 +1,38 @@
-"""Where the default model comes from, and the one resolution order every entry point uses."""
+"""Where models come from: one resolution order, the Hub with clear errors, and the fallbacks.
+
+Order for every entry point: explicit argument (``--model``), then ``$ADAIN_MODEL``, then
+:data:`DEFAULT_REPO_ID` at :data:`DEFAULT_REVISION`. A local folder wins over a Hub id of the same
+spelling. A Hub repository holding ``model.safetensors`` loads directly; one holding only the
+original ``vgg_normalised.pth`` + ``decoder.pth`` (a model repo or a Space: ``spaces/org/name``)
+is converted on the fly and cached. While the default repository is not published (the Hub
+answers 404), the default falls back to the original release files (:mod:`adain.download`).
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from adain.download import sha256_file
+
 if TYPE_CHECKING:
     from adain.model import AdaIN
 
-# Not published yet: see README "Where the weights come from".
+# Not published yet: see README "Where the weights come from". hub/manifest.toml mirrors these.
 DEFAULT_REPO_ID = "adain-project/adain-vgg19"
 # Pinned once the repository is published, so a push to main never changes what users get.
 DEFAULT_REVISION: str | None = None
+# sha256 of model.safetensors at DEFAULT_REVISION, checked after download once known.
+DEFAULT_SHA256: str | None = None
 MODEL_ENV = "ADAIN_MODEL"
+WEIGHTS_NAME = "model.safetensors"
+_REPO_ID = re.compile(r"^(?:(spaces|models)/)?([\w.-]+/[\w.-]+)$")
+_HEX = re.compile(r"^[0-9a-f]{40}$|^[0-9a-f]{64}$")
 
 
 def resolve_model_id(model: str | Path | None = None) -> str:
@@ -30,17 +47,151 @@ def load_model(
     revision: str | None = None,
     device: str | None = None,
 ) -> AdaIN:
-    """Load a model from a folder or a Hub repository id, resolved by :func:`resolve_model_id`."""
+    """Load a model from a folder or a Hub repository id, resolved by :func:`resolve_model_id`.
+
+    Raises:
+        ValueError: one line saying what was not found and what to do (unknown repository,
+            revision or file, offline without a cached copy, a corrupted download).
+        OSError: the original-file fallback could not download.
+    """
     from adain.model import AdaIN
 
     model_id = resolve_model_id(model)
-    if revision is None and model_id == DEFAULT_REPO_ID:
-        revision = DEFAULT_REVISION
     path = Path(model_id).expanduser()
     if path.exists() and not path.is_dir():
         raise ValueError(f"{model_id} is a file: --model takes a folder or a Hub repository id")
-    loaded = AdaIN.from_pretrained(str(path) if path.is_dir() else model_id, revision=revision)
+    folder = path if path.is_dir() else fetch_model(model_id, revision)
+    loaded = AdaIN.from_pretrained(str(folder))
     return loaded.to(device) if device is not None else loaded
+
+
+def fetch_model(model_id: str, revision: str | None = None) -> Path:
+    """A local ``save_pretrained`` folder for a Hub id, downloading (and converting) as needed."""
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    match = _REPO_ID.match(model_id)
+    if match is None:
+        raise ValueError(
+            f"{model_id} is neither an existing folder nor a Hub repository id (org/name)"
+        )
+    repo_type = "space" if match.group(1) == "spaces" else "model"
+    repo_id = match.group(2)
+    is_default = model_id == DEFAULT_REPO_ID
+    if revision is None and is_default:
+        revision = DEFAULT_REVISION
+    at = f"{model_id}@{revision or 'main'}"
+    try:
+        try:
+            weights = _download(repo_id, WEIGHTS_NAME, repo_type, revision)
+        except EntryNotFoundError:
+            # No model.safetensors (or, offline, none cached): the repo may hold the original files.
+            return fetch_original(repo_id, repo_type, revision)
+        _download(repo_id, "config.json", repo_type, revision)
+        if is_default and DEFAULT_SHA256 is not None:
+            _check_sha256(weights, DEFAULT_SHA256)
+        return Path(weights).parent
+    except RepositoryNotFoundError:
+        if is_default:
+            from adain.download import original_model_dir
+
+            return original_model_dir()
+        raise ValueError(
+            f"{model_id}: no Hub repository with this id (404), and no local folder of that "
+            "name: check the spelling, or log in (`hf auth login`) if it is private"
+        ) from None
+    except RevisionNotFoundError:
+        raise ValueError(
+            f"{model_id}: revision {revision!r} not found (no such branch, tag or commit)"
+        ) from None
+    except LocalEntryNotFoundError:
+        if is_default:
+            from adain.download import converted_dir
+
+            if (converted_dir() / WEIGHTS_NAME).is_file():
+                return converted_dir()
+        raise ValueError(offline_message(at)) from None
+    except EntryNotFoundError:
+        raise ValueError(
+            f"{at} has neither {WEIGHTS_NAME} nor the original vgg_normalised.pth + "
+            "decoder.pth: is it an adain model repository?"
+        ) from None
+
+
+def fetch_original(repo_id: str, repo_type: str = "model", revision: str | None = None) -> Path:
+    """Convert ``vgg_normalised.pth`` + ``decoder.pth`` held in a Hub repo (or Space); cached.
+
+    The converted folder lives under ``$ADAIN_CACHE/hub``, keyed by the commit the files came
+    from, so a moved branch converts again and a pinned commit never does.
+    """
+    from adain.convert import load_original
+    from adain.download import cache_root
+
+    vgg = Path(_download(repo_id, "vgg_normalised.pth", repo_type, revision))
+    decoder = Path(_download(repo_id, "decoder.pth", repo_type, revision))
+    commit = vgg.parent.name  # the snapshot folder is named by the commit sha
+    target = cache_root() / "hub" / f"{repo_type}s--{repo_id.replace('/', '--')}" / commit
+    if not (target / WEIGHTS_NAME).is_file():
+        save_model_dir(load_original(vgg, decoder), target, overwrite=True)
+    return target
+
+
+def offline_message(model_id: str) -> str:
+    """The one message for an uncached model while the Hub cannot be reached."""
+    message = (
+        f"{model_id} is not in the local cache and the Hub cannot be reached "
+        "(HF_HUB_OFFLINE=1 or no network). Ways out: --model DIR with a local model folder; "
+        "convert the original files with `adain convert vgg_normalised.pth decoder.pth -o DIR`; "
+        "a Hub id already cached (`hf cache ls`); or connect once."
+    )
+    if model_id.split("@")[0] == DEFAULT_REPO_ID:
+        message += (
+            f" The default {DEFAULT_REPO_ID} is not published yet: online, adain downloads the "
+            "original pytorch-AdaIN release files instead."
+        )
+    return message
+
+
+def verify_download(path: str | Path) -> None:
+    """Check a Hub cache file against the id it is stored under (sha256 for LFS, git sha1).
+
+    The client checks sizes only; this catches same-size corruption. A bad blob is deleted so
+    the next call downloads it again. Files outside the Hub cache layout are left alone.
+    """
+    blob = Path(path).resolve()
+    if blob.parent.name != "blobs" or not _HEX.match(blob.name):
+        return
+    if len(blob.name) == 64:
+        actual = sha256_file(blob)
+    else:
+        data = blob.read_bytes()
+        actual = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+    if actual != blob.name:
+        blob.unlink()
+        raise ValueError(
+            f"{path}: content hash {actual} does not match the Hub's {blob.name}; the corrupted "
+            "download was removed: run again to download it afresh"
+        )
+
+
+def _download(repo_id: str, filename: str, repo_type: str, revision: str | None) -> str:
+    from huggingface_hub import hf_hub_download
+
+    path = hf_hub_download(repo_id, filename, repo_type=repo_type, revision=revision)
+    verify_download(path)
+    return path
+
+
+def _check_sha256(path: str | Path, expected: str) -> None:
+    actual = sha256_file(path)
+    if actual != expected:
+        raise ValueError(
+            f"{path}: sha256 {actual} does not match the pinned {expected}; refusing to load it"
+        )
 
 
 def save_model_dir(
