@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import tempfile
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +42,37 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+@contextmanager
+def _open_checked(path: str | Path, max_pixels: int | None) -> Iterator[Image.Image]:
+    """Open ``path`` lazily (header only), refusing missing, non-image and oversized files.
+
+    Errors raised while the caller decodes inside the ``with`` block become :class:`ImageError`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError(f"{path}: no such file")
+    try:
+        with warnings.catch_warnings():
+            # Our own max_pixels is the limit asked for; PIL's warning would only duplicate it.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as opened:
+                width, height = opened.size
+                if max_pixels is not None and width * height > max_pixels:
+                    raise ImageError(
+                        f"{path}: {width}x{height} px is over the limit of {max_pixels:,} pixels; "
+                        "resize it first or raise max_pixels (--max-pixels)"
+                    )
+                yield opened
+    except ImageError:
+        raise
+    except UnidentifiedImageError as error:
+        raise ImageError(f"{path}: not an image file PIL can read") from error
+    except Image.DecompressionBombError as error:
+        raise ImageError(f"{path}: too many pixels for PIL's safety limit ({error})") from error
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ImageError(f"{path}: unreadable or truncated image ({error})") from error
+
+
 def load_image(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
     """Open an image file as an upright 8-bit RGB PIL image.
 
@@ -54,30 +87,9 @@ def load_image(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) ->
     Raises:
         ImageError: missing, unreadable, truncated, non-image or too large files.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ImageError(f"{path}: no such file")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as opened:
-                width, height = opened.size
-                if max_pixels is not None and width * height > max_pixels:
-                    raise ImageError(
-                        f"{path}: {width}x{height} px is over the limit of {max_pixels:,} pixels; "
-                        "resize it first or raise max_pixels (--max-pixels)"
-                    )
-                opened.load()
-                image = ImageOps.exif_transpose(opened)
-                return _to_rgb(image)
-    except ImageError:
-        raise
-    except UnidentifiedImageError as error:
-        raise ImageError(f"{path}: not an image file PIL can read") from error
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise ImageError(f"{path}: too many pixels for PIL's safety limit ({error})") from error
-    except (OSError, SyntaxError, ValueError) as error:
-        raise ImageError(f"{path}: unreadable or truncated image ({error})") from error
+    with _open_checked(path, max_pixels) as opened:
+        opened.load()
+        return _to_rgb(ImageOps.exif_transpose(opened))
 
 
 def resize_shorter(image: Image.Image, size: int | None) -> Image.Image:
@@ -168,27 +180,8 @@ def read_size(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> 
     Lets a batch refuse a missing, non-image or oversized file before it writes any output.
     Truncated pixel data is only found by :func:`load_image`.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ImageError(f"{path}: no such file")
-    try:
-        with warnings.catch_warnings():
-            # The size is checked below against max_pixels, which is the limit asked for.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as opened:
-                width, height = opened.size
-    except UnidentifiedImageError as error:
-        raise ImageError(f"{path}: not an image file PIL can read") from error
-    except Image.DecompressionBombError as error:
-        raise ImageError(f"{path}: too many pixels for PIL's safety limit ({error})") from error
-    except (OSError, SyntaxError, ValueError) as error:
-        raise ImageError(f"{path}: unreadable image ({error})") from error
-    if max_pixels is not None and width * height > max_pixels:
-        raise ImageError(
-            f"{path}: {width}x{height} px is over the limit of {max_pixels:,} pixels; "
-            "resize it first or raise max_pixels (--max-pixels)"
-        )
-    return width, height
+    with _open_checked(path, max_pixels) as opened:
+        return opened.size
 
 
 def save_format(path: str | Path) -> str:
