@@ -1,0 +1,1 @@
+"""Publishing pipeline for adain checkpoints (run from a checkout: ``python -m hub``)."""

@@ -1,0 +1,253 @@
+"""Publishing: model folder or checkpoint -> save_pretrained folder + model card -> one commit.
+
+``push`` takes a ``save_pretrained`` folder or a training checkpoint (``{"decoder", "config",
+"step", ...}`` as written by ``train/``); ``publish_original`` converts the original release files
+and records their provenance in the card. Both push config.json, model.safetensors and README.md
+in a single commit, optionally on a branch and tagged.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from string import Template
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from adain.model import AdaIN
+
+TEMPLATE = Path(__file__).with_name("model_card.md")
+MANIFEST = Path(__file__).with_name("manifest.toml")
+NO_EVALUATION = "No evaluation figures have been measured for this checkpoint yet."
+
+
+@dataclass(frozen=True)
+class PushResult:
+    """What was published: the commit, the weights' sha256 (for manifest.toml), the URL."""
+
+    repo_id: str
+    commit: str
+    sha256: str
+    url: str
+
+
+def read_manifest(path: Path = MANIFEST) -> dict[str, Any]:
+    """The published checkpoints (``[default]``: repo_id, published, revision, sha256)."""
+    with open(path, "rb") as handle:
+        return tomllib.load(handle)
+
+
+def git_commit() -> str:
+    """The code's git commit, or ``unknown`` outside a checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+            cwd=Path(__file__).parent, timeout=10,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip()
+
+
+def render_card(
+    config: dict[str, Any],
+    repo_id: str,
+    weights_sha256: str,
+    *,
+    title: str,
+    provenance: str,
+    training: str,
+    decoder_licence: str,
+    revision: str | None = None,
+    deviations: str = "",
+    evaluation: str = NO_EVALUATION,
+) -> str:
+    """Fill ``hub/model_card.md``; every ``$field`` must be given (a missing one raises)."""
+    import adain
+
+    return Template(TEMPLATE.read_text(encoding="utf-8")).substitute(
+        title=title,
+        repo_id=repo_id,
+        revision_arg=f', revision="{revision}"' if revision else "",
+        weights_sha256=weights_sha256,
+        config=json.dumps(config, sort_keys=True),
+        provenance=provenance,
+        training=training,
+        deviations=deviations,
+        evaluation=evaluation,
+        decoder_licence=decoder_licence,
+        adain_version=adain.__version__,
+        git_commit=git_commit(),
+    )
+
+
+def load_source(source: str | Path, encoder: str | None = None) -> tuple[AdaIN, dict | None]:
+    """A model from a ``save_pretrained`` folder, or from a training checkpoint + an encoder.
+
+    Args:
+        source: a folder with config.json + model.safetensors, or a ``.pt`` training checkpoint.
+        encoder: for a checkpoint, the model (folder or Hub id) whose encoder it was trained
+            with; default as for ``adain stylize`` (``$ADAIN_MODEL``, then the default).
+
+    Returns:
+        The model and the checkpoint's training config (None for a folder).
+    """
+    import torch
+
+    from adain.model import AdaIN
+    from adain.pretrained import load_model
+
+    source = Path(source)
+    if source.is_dir():
+        return AdaIN.from_pretrained(str(source)), None
+    if not source.is_file():
+        raise ValueError(f"{source} does not exist: give a model folder or a training checkpoint")
+    try:
+        checkpoint = torch.load(source, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise ValueError(
+            f"{source} is not a readable checkpoint ({type(error).__name__})"
+        ) from None
+    if not isinstance(checkpoint, dict) or "decoder" not in checkpoint:
+        raise ValueError(f"{source} is not a training checkpoint (no 'decoder' entry)")
+    model = load_model(encoder)
+    state = {f"decoder.{key}": value for key, value in checkpoint["decoder"].items()}
+    model.load_checked(model.state_dict() | state, source=source)
+    config = dict(checkpoint.get("config") or {})
+    if "step" in checkpoint:
+        config["step"] = checkpoint["step"]
+    return model, config
+
+
+def build_folder(model: AdaIN, folder: Path, card_fields: dict[str, Any], repo_id: str) -> str:
+    """Write the ``save_pretrained`` folder with its card; return model.safetensors' sha256."""
+    from adain.download import sha256_file
+    from adain.pretrained import save_model_dir
+
+    save_model_dir(model, folder, overwrite=True)
+    sha = sha256_file(folder / "model.safetensors")
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    card = render_card(config, repo_id, sha, **card_fields)
+    (folder / "README.md").write_text(card, encoding="utf-8")
+    return sha
+
+
+def upload(
+    folder: Path,
+    repo_id: str,
+    *,
+    branch: str = "main",
+    private: bool = False,
+    tag: str | None = None,
+    message: str = "Upload AdaIN model",
+    token: str | None = None,
+) -> str:
+    """Create the repo (and branch) if needed, commit the folder in one commit, tag it."""
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=token)  # reads the endpoint now, so HF_ENDPOINT and tests apply
+    api.create_repo(repo_id, private=private, exist_ok=True)
+    if branch != "main":
+        api.create_branch(repo_id, branch=branch, exist_ok=True)
+    info = api.upload_folder(
+        folder_path=folder, repo_id=repo_id, revision=branch, commit_message=message
+    )
+    if tag:
+        api.create_tag(repo_id, tag=tag, revision=info.oid)
+    return info.oid
+
+
+def push(
+    source: str | Path,
+    repo_id: str,
+    *,
+    branch: str = "main",
+    private: bool = False,
+    tag: str | None = None,
+    encoder: str | None = None,
+    token: str | None = None,
+    output: Path | None = None,
+    dry_run: bool = False,
+) -> PushResult:
+    """Publish a model folder or a training checkpoint as ``repo_id`` in one commit."""
+    model, train_config = load_source(source, encoder)
+    if train_config:
+        training = "Trained with `python -m train`; resolved config:\n\n```json\n"
+        training += json.dumps(train_config, indent=2, sort_keys=True, default=str) + "\n```"
+    else:
+        training = f"Pushed from the model folder `{Path(source).name}`; no training record given."
+    fields = {
+        "title": repo_id.split("/")[-1],
+        "provenance": f"Built from `{Path(source).name}` with `python -m hub push`.",
+        "training": training,
+        "decoder_licence": "trained by the uploader with adain's train/ (MIT code).",
+    }
+    return _publish(model, repo_id, fields, branch, private, tag, token, output, dry_run)
+
+
+def publish_original(
+    vgg: str | Path,
+    decoder: str | Path,
+    repo_id: str,
+    *,
+    branch: str = "main",
+    private: bool = False,
+    tag: str | None = None,
+    token: str | None = None,
+    output: Path | None = None,
+    dry_run: bool = False,
+) -> PushResult:
+    """Convert the original release files and publish them with their provenance."""
+    from adain.convert import load_original
+    from adain.download import sha256_file
+
+    model = load_original(vgg, decoder)
+    rows = "\n".join(
+        f"| `{Path(p).name}` | `{sha256_file(p)}` |" for p in (vgg, decoder)
+    )  # fmt: skip
+    fields = {
+        "title": "VGG-19 encoder + original decoder (converted release weights)",
+        "provenance": (
+            "Converted with `adain.convert` (explicit index -> name key map, shape-checked) from "
+            "the original release files, as published with pytorch-AdaIN v0.0.0 "
+            "(https://github.com/naoto0804/pytorch-AdaIN/releases/tag/v0.0.0):\n\n"
+            "| source file | sha256 |\n|---|---|\n" + rows
+        ),
+        "training": (
+            "Trained by Huang & Belongie with the Lua release (AdaIN-style): MS-COCO content, "
+            "WikiArt style, 512 px shorter side, random 256 crops, batch 8, Adam 1e-4; "
+            "`decoder.t7` converted to `decoder.pth` by pytorch-AdaIN. Not retrained here."
+        ),
+        "decoder_licence": "trained and released by Huang & Belongie with AdaIN-style (MIT), "
+        "converted to PyTorch by pytorch-AdaIN (MIT).",
+        "deviations": "- The decoder was trained with the Lua statistics (biased variance); it is "
+        "run here with pytorch-AdaIN's, as in that port.",
+    }
+    return _publish(model, repo_id, fields, branch, private, tag, token, output, dry_run)
+
+
+def _publish(
+    model: AdaIN,
+    repo_id: str,
+    fields: dict[str, Any],
+    branch: str,
+    private: bool,
+    tag: str | None,
+    token: str | None,
+    output: Path | None,
+    dry_run: bool,
+) -> PushResult:
+    fields = fields | {"revision": tag}
+    with tempfile.TemporaryDirectory(prefix="adain-push-") as tmp:
+        folder = Path(output) if output is not None else Path(tmp) / "model"
+        sha = build_folder(model, folder, fields, repo_id)
+        if dry_run:
+            return PushResult(repo_id, "", sha, str(folder))
+        commit = upload(folder, repo_id, branch=branch, private=private, tag=tag, token=token)
+    from huggingface_hub import constants
+
+    return PushResult(repo_id, commit, sha, f"{constants.ENDPOINT}/{repo_id}")
