@@ -275,3 +275,69 @@ def run(batch: Plan) -> Iterator[dict[str, Any]]:
             "content_height": content.height,
             "seconds": round(time.perf_counter() - start, 4),
         }
+
+
+def save_preset(
+    styles: Sequence[str | Path],
+    output: Path,
+    *,
+    weights: Sequence[float] | None = None,
+    style_size: int | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    model: str | None = None,
+    revision: str | None = None,
+    device: str = "auto",
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Encode styles (images or presets) into one ``.safetensors`` style preset.
+
+    Several styles are mixed with ``weights`` (equal weights when ``None``), like ``--weight``
+    in ``stylize``. The model is loaded only when a style is an image.
+
+    Returns:
+        A JSON-able record: ``output``, ``styles``, ``weights``, ``channels``, ``layer``.
+    """
+    from adain.style import StyleStats
+    from adain.stylize import encode_style, get_device
+
+    paths = expand_paths(styles, "style", presets=True)
+    if output.suffix.lower() != PRESET_SUFFIX:
+        raise ValueError(f"-o must end in {PRESET_SUFFIX} (a style preset), got {output}")
+    if output.exists() and not overwrite:
+        raise ValueError(f"{output} already exists: pass --overwrite or choose another -o")
+    if output.resolve() in {p.resolve() for p in paths}:
+        raise ValueError(f"{output} is one of the inputs: choose another -o")
+    config = BatchConfig(contents=(), styles=styles, weights=weights, style_size=style_size)
+    _check_options(config, len(paths))
+    for path in paths:
+        if not is_style_preset(path):
+            read_size(path, max_pixels)
+    net = None
+    stats = []
+    for path in paths:
+        if is_style_preset(path):
+            stats.append(StyleStats.load(path))
+            continue
+        if net is None:
+            from adain.pretrained import load_model
+
+            target = get_device(device)
+            net = load_model(model, revision=revision).to(target).eval()
+        image = resize_shorter(load_image(path, max_pixels), style_size)
+        stats.append(encode_style(image, net, device=target))
+    if len({s.channels for s in stats}) > 1:
+        raise ValueError(
+            f"these styles have {sorted({s.channels for s in stats})} channels: presets mix only "
+            "when they were encoded with the same model"
+        )
+    mix_weights = list(weights) if weights is not None else [1.0] * len(stats)
+    preset = StyleStats.mix(stats, mix_weights) if len(stats) > 1 else stats[0]
+    output.parent.mkdir(parents=True, exist_ok=True)
+    preset.save(output)
+    return {
+        "output": str(output),
+        "styles": [str(p) for p in paths],
+        "weights": None if len(stats) == 1 else mix_weights,
+        "channels": preset.channels,
+        "layer": preset.layer,
+    }

@@ -6,8 +6,12 @@ Torch-heavy modules are imported inside the commands so ``adain --help`` answers
 from __future__ import annotations
 
 import importlib
+import json
+import sys
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 import typer
 
@@ -16,6 +20,8 @@ import adain
 app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
+    # --debug tracebacks would otherwise print every local variable (tensors, whole images).
+    pretty_exceptions_show_locals=False,
     help="Arbitrary style transfer with AdaIN (Huang & Belongie, 2017).",
 )
 
@@ -44,27 +50,342 @@ def _root(
     """Arbitrary style transfer with AdaIN (Huang & Belongie, 2017)."""
 
 
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text or type(error).__name__
+
+
+def _expected(error: BaseException) -> bool:
+    """Errors that are the user's to fix (bad input, missing model, no network): no traceback."""
+    if isinstance(error, ValueError | OSError):  # ImageError, most huggingface_hub errors
+        return True
+    hub_errors = sys.modules.get("huggingface_hub.errors")
+    if hub_errors is not None and isinstance(error, hub_errors.EntryNotFoundError):
+        return True
+    http = sys.modules.get("httpx2")  # huggingface_hub's HTTP client: connection failures
+    if http is not None and isinstance(error, http.HTTPError):
+        return True
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(error, torch.OutOfMemoryError)
+
+
+@contextmanager
+def _reported(debug: bool) -> Iterator[None]:
+    """Turn expected failures into one line on stderr and exit code 1 (tracebacks with --debug)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        typer.echo("interrupted: finished outputs are complete, none is half-written", err=True)
+        raise typer.Exit(130) from None
+    except Exception as error:
+        if debug or not _expected(error):
+            raise
+        hint = " (out of memory: try --max-size or --device cpu)" if "memory" in str(error) else ""
+        raise _fail(_one_line(error) + hint) from None
+
+
+def _options(**values: Any) -> dict[str, Any]:
+    """Drop unset options, so the config dataclass keeps the one home of each default."""
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def _report(records: Iterable[dict[str, Any]], total: int, quiet: bool, as_json: bool) -> None:
+    """Print one line per output (its path, or a JSON record), with a progress bar on batches."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    with Progress(
+        console=Console(stderr=True),
+        disable=quiet or total < 2,
+        transient=True,
+        # Through the bar's console only when stdout is the same terminal; never for --json pipes.
+        redirect_stdout=sys.stdout.isatty(),
+        redirect_stderr=False,
+    ) as progress:
+        task = progress.add_task("stylising", total=total)
+        for record in records:
+            if as_json:
+                typer.echo(json.dumps(record))
+            elif not quiet:
+                typer.echo(record["output"])
+            progress.advance(task)
+
+
+# Options shared by several commands: one name and one help text per knob.
+Model = Annotated[
+    str | None,
+    typer.Option(help="Hub repository id or model folder (default: $ADAIN_MODEL, then the Hub)."),
+]
+Revision = Annotated[str | None, typer.Option(help="Hub branch, tag or commit of --model.")]
+Device = Annotated[
+    str, typer.Option(help="auto, cpu, cuda or mps; an unavailable device is an error.")
+]
+StyleSize = Annotated[
+    int | None, typer.Option(help="Resize styles so the shorter side is this many px (0 keeps).")
+]
+ContentSize = Annotated[
+    int | None, typer.Option(help="Resize the content so the shorter side is this (0 keeps).")
+]
+MaxSize = Annotated[
+    int | None, typer.Option(help="Cap the content's longer side in px (0: no cap).")
+]
+MaxPixels = Annotated[
+    int | None, typer.Option(help="Refuse input images with more pixels (default 8192x8192).")
+]
+PreserveColor = Annotated[
+    Literal["coral", "luminance"] | None,
+    typer.Option(help="Keep the content's colours: coral (recolour styles) or luminance."),
+]
+Weights = Annotated[
+    list[float] | None,
+    typer.Option("--weight", "-w", help="Mix the styles with one weight per style (repeatable)."),
+]
+Overwrite = Annotated[bool, typer.Option(help="Replace existing output files.")]
+Quality = Annotated[int | None, typer.Option(help="JPEG/WebP quality, 1-100.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
+Debug = Annotated[bool, typer.Option(help="Show tracebacks instead of one-line errors.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print one JSON record per output.")]
+
+
 @app.command()
 def stylize(
+    content: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="CONTENT", help="Content images: files, folders (recursive) or globs."
+        ),
+    ],
+    *,
+    style: Annotated[
+        list[str],
+        typer.Option(
+            "--style", "-s", help="Style image, folder, glob or .safetensors preset (repeatable)."
+        ),
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Output file (one output) or folder (default: current folder)."
+        ),
+    ] = None,
+    alpha: Annotated[
+        float | None, typer.Option(help="Content-style trade-off, >= 0 (1 = full style).")
+    ] = None,
+    weight: Weights = None,
+    mask: Annotated[
+        list[Path] | None,
+        typer.Option(help="Region of each style, an image file; grey = soft (one per style)."),
+    ] = None,
+    preserve_color: PreserveColor = None,
+    content_size: ContentSize = None,
+    style_size: StyleSize = None,
+    max_size: MaxSize = None,
+    max_pixels: MaxPixels = None,
+    model: Model = None,
+    revision: Revision = None,
+    device: Device = "auto",
+    ext: Annotated[
+        str | None, typer.Option(help="Format of the files written into a folder (png).")
+    ] = None,
+    overwrite: Overwrite = False,
+    quality: Quality = None,
+    quiet: Quiet = False,
+    as_json: AsJson = False,
+    debug: Debug = False,
+) -> None:
+    """Stylise each CONTENT with each style, or with one mix of them (--weight) or regions (--mask).
+
+    Outputs are named CONTENT_STYLE.png in the -o folder; each style is encoded once per batch.
+    """
+    with _reported(debug):
+        from adain.batch import BatchConfig, plan, run
+
+        config = BatchConfig(
+            contents=content,
+            styles=style,
+            device=device,
+            overwrite=overwrite,
+            **_options(
+                output=output,
+                alpha=alpha,
+                weights=weight,
+                masks=mask,
+                preserve_color=preserve_color,
+                content_size=content_size,
+                style_size=style_size,
+                max_size=max_size,
+                max_pixels=max_pixels,
+                model=model,
+                revision=revision,
+                quality=quality,
+                ext=ext,
+            ),
+        )
+        batch = plan(config)
+        _report(run(batch), len(batch.jobs), quiet, as_json)
+
+
+@app.command()
+def interpolate(
     content: Annotated[Path, typer.Argument(help="Content image.")],
     *,
-    style: Annotated[list[Path], typer.Option("--style", "-s", help="Style image (repeatable).")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output image file.")],
-    model: Annotated[
-        str | None, typer.Option(help="Hub repository id or model folder (default: $ADAIN_MODEL).")
+    style: Annotated[
+        list[str],
+        typer.Option("--style", "-s", help="Style image or .safetensors preset (repeatable)."),
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Sheet file (default: CONTENT_sweep.png here)."),
     ] = None,
-    alpha: Annotated[float, typer.Option(help="Content-style trade-off, >= 0.")] = 1.0,
+    alpha: Annotated[
+        list[float] | None,
+        typer.Option(help="Alphas of the sweep (repeatable; default 0 .25 .5 .75 1 1.5)."),
+    ] = None,
+    steps: Annotated[
+        int | None, typer.Option(help="Mixes between each pair of styles, ends included (5).")
+    ] = None,
+    tile: Annotated[int | None, typer.Option(help="Size of each picture in px (192).")] = None,
+    preserve_color: PreserveColor = None,
+    content_size: ContentSize = None,
+    style_size: StyleSize = None,
+    max_size: Annotated[
+        int | None, typer.Option(help="Cap the content's longer side in px (512; 0: no cap).")
+    ] = None,
+    max_pixels: MaxPixels = None,
+    model: Model = None,
+    revision: Revision = None,
+    device: Device = "auto",
+    overwrite: Overwrite = False,
+    quality: Quality = None,
+    quiet: Quiet = False,
+    debug: Debug = False,
 ) -> None:
-    """Stylise CONTENT with one or more styles."""
-    from adain.image import save_image
-    from adain.stylize import stylize as run_stylize
+    """Contact sheet of CONTENT: an alpha sweep per style and a mix sweep between styles."""
+    with _reported(debug):
+        from adain.batch import expand_paths
+        from adain.image import save_format, save_image
+        from adain.sheet import SweepConfig, sweep_sheet
 
-    try:
-        image = run_stylize(content, style, model=model, alpha=alpha)
-        save_image(image, output)
-    except (ValueError, OSError) as error:
-        raise _fail(str(error)) from None
-    typer.echo(str(output))
+        sheet_file = output if output is not None else Path(f"{content.stem}_sweep.png")
+        save_format(sheet_file)
+        if sheet_file.exists() and not overwrite:
+            raise ValueError(f"{sheet_file} already exists: pass --overwrite or choose another -o")
+        if quality is not None and not 1 <= quality <= 100:
+            raise ValueError(f"--quality must be between 1 and 100, got {quality}")
+        config = SweepConfig(
+            content=content,
+            styles=expand_paths(style, "style", presets=True),
+            device=device,
+            **_options(
+                alphas=alpha,
+                steps=steps,
+                tile=tile,
+                preserve_color=preserve_color,
+                content_size=content_size,
+                style_size=style_size,
+                max_size=max_size,
+                max_pixels=max_pixels,
+                model=model,
+                revision=revision,
+            ),
+        )
+        save_image(sweep_sheet(config), sheet_file, quality=quality)
+    if not quiet:
+        typer.echo(str(sheet_file))
+
+
+@app.command("style-encode")
+def style_encode(
+    style: Annotated[
+        list[str],
+        typer.Argument(metavar="STYLE", help="Style images, folders, globs or presets."),
+    ],
+    *,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Preset file to write (.safetensors).")
+    ],
+    weight: Weights = None,
+    style_size: StyleSize = None,
+    max_pixels: MaxPixels = None,
+    model: Model = None,
+    revision: Revision = None,
+    device: Device = "auto",
+    overwrite: Overwrite = False,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Encode STYLE once into a preset usable wherever a style image is (--style x.safetensors).
+
+    Several styles are mixed into one preset (equal weights unless --weight).
+    """
+    with _reported(debug):
+        from adain.batch import save_preset
+
+        record = save_preset(
+            style,
+            output,
+            device=device,
+            overwrite=overwrite,
+            **_options(
+                weights=weight,
+                style_size=style_size,
+                max_pixels=max_pixels,
+                model=model,
+                revision=revision,
+            ),
+        )
+    if not quiet:
+        typer.echo(record["output"])
+
+
+def _format_info(info: dict[str, Any]) -> str:
+    revision = info["revision"] or "none (a local folder)"
+    lines = [
+        f"model       {info['model']}",
+        f"source      {info['source']}: {info['path']}",
+        f"revision    {revision}",
+        "config      " + ", ".join(f"{k}={v}" for k, v in sorted(info["config"].items())),
+    ]
+    parameters = info["parameters"]
+    if parameters is None:
+        lines.append("parameters  unknown (weights not downloaded)")
+    else:
+        lines.append("parameters  " + ", ".join(f"{k} {v:,}" for k, v in parameters.items()))
+    if info["weights_bytes"] is not None:
+        lines.append(f"weights     {info['weights_bytes'] / 1e6:.1f} MB")
+    card = info["card"]
+    if card is None:
+        lines.append("card        none (no README.md)")
+    else:
+        metadata = card["metadata"]
+        for key in sorted(metadata):
+            value = metadata[key]
+            shown = ", ".join(map(str, value)) if isinstance(value, list) else value
+            lines.append(f"card        {key}: {shown}")
+        if card["summary"]:
+            lines.append(f"summary     {card['summary']}")
+    return "\n".join(lines)
+
+
+@app.command()
+def info(
+    model: Annotated[
+        str | None,
+        typer.Argument(help="Model folder or Hub repository id (default: $ADAIN_MODEL)."),
+    ] = None,
+    *,
+    revision: Revision = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    debug: Debug = False,
+) -> None:
+    """Show a model's config, model card, parameter counts and source revision."""
+    with _reported(debug):
+        from adain.model_info import describe_model
+
+        description = describe_model(model, revision=revision)
+    typer.echo(json.dumps(description) if as_json else _format_info(description))
 
 
 @app.command()
