@@ -181,7 +181,14 @@ def verify_download(path: str | Path) -> None:
 def _download(repo_id: str, filename: str, repo_type: str, revision: str | None) -> str:
     from huggingface_hub import hf_hub_download
 
-    path = hf_hub_download(repo_id, filename, repo_type=repo_type, revision=revision)
+    try:
+        path = hf_hub_download(repo_id, filename, repo_type=repo_type, revision=revision)
+    except (OSError, ValueError):
+        raise  # the client's own errors (HTTP, not found, offline, size mismatch)
+    except Exception as error:  # transport errors left after the client's retries (httpx2)
+        raise OSError(
+            f"{repo_id}: downloading {filename} failed ({error}); run again to retry"
+        ) from None
     verify_download(path)
     return path
 

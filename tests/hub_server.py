@@ -32,6 +32,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlsplit
 
 LFS_SUFFIXES = (".safetensors", ".pth", ".bin", ".pt")
+GITATTRIBUTES = b"".join(
+    b"*%s filter=lfs diff=lfs merge=lfs -text\n" % s.encode() for s in LFS_SUFFIXES
+)
 _RESOLVE = re.compile(r"^/(?:(spaces|datasets)/)?([^/]+/[^/]+)/resolve/([^/]+)/(.+)$")
 _API = re.compile(
     r"^/api/(models|spaces|datasets)/([^/]+/[^/]+)(?:/(revision|tree|preupload|commit|branch|tag)"
@@ -81,7 +84,8 @@ class StandInHub:
         server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         server.daemon_threads = True
         server.stand_in = self  # type: ignore[attr-defined]
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        # A short poll keeps stop() fast (serve_forever checks for shutdown every poll_interval).
+        threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True).start()
         return server
 
     def stop(self) -> None:
@@ -319,6 +323,8 @@ class _HubHandler(_Handler):
             self._error(409, None, "You already created this model repo")
             return
         self.hub.create_repo(repo_id, repo_type, bool(payload.get("private")))
+        # Like the Hub, a new repository starts with one commit holding .gitattributes.
+        self.hub.commit(repo_id, {".gitattributes": GITATTRIBUTES}, repo_type=repo_type)
         self._json(200, {"url": f"{self.hub.url}/{repo_id}", "name": repo_id})
 
     def _post_preupload(

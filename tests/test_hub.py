@@ -1,0 +1,271 @@
+"""The Hub path end to end through the real huggingface_hub client, against a loopback stand-in.
+
+How the endpoint is redirected (huggingface_hub 2.4): ``HF_ENDPOINT``, ``HF_HUB_CACHE`` and
+``HF_HUB_OFFLINE`` are read once, when ``huggingface_hub.constants`` is imported, so setting the
+environment inside a test does nothing to an already-imported client. In-process tests therefore
+monkeypatch ``constants.ENDPOINT``, ``constants.HUGGINGFACE_CO_URL_TEMPLATE`` (downloads),
+``constants.HF_HUB_CACHE`` and ``constants.HF_HUB_OFFLINE`` (``is_offline_mode()`` reads it at call
+time); ``HfApi()`` copies ``constants.ENDPOINT`` when constructed, so hub/push.py builds its client
+per call (the module-level ``huggingface_hub.create_repo`` etc. are bound to an ``HfApi`` made at
+import and would still talk to huggingface.co). One test runs a subprocess with the real
+environment variables to prove that path too. Nothing here touches any address but 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import make_model
+from hub_server import StandInHub
+from original_layout import seeded_original, style_transfer
+
+from adain.model import AdaIN
+from adain.pretrained import DEFAULT_REPO_ID, load_model
+
+TEMPLATE = "{repo_id}/resolve/{revision}/{filename}"
+
+
+@pytest.fixture
+def hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    from huggingface_hub import constants
+
+    server = StandInHub()
+    monkeypatch.setattr(constants, "ENDPOINT", server.url)
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", f"{server.url}/{TEMPLATE}")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_ENDPOINT", server.url)  # for subprocesses
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setenv("ADAIN_CACHE", str(tmp_path / "adain-cache"))
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    monkeypatch.delenv("ADAIN_ORIGINAL_URLS", raising=False)
+    yield server
+    server.stop()
+
+
+def _files(model: AdaIN, tmp_path: Path, name: str) -> dict[str, bytes]:
+    folder = tmp_path / name
+    model.save_pretrained(folder)
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+
+
+def _same_weights(a: AdaIN, b: AdaIN) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def _original_files(width: int = 8) -> tuple[dict[str, bytes], tuple[torch.nn.Module, ...]]:
+    import io
+
+    vgg, dec = seeded_original(width, seed=3)
+    files = {}
+    for name, module in (("vgg_normalised.pth", vgg), ("decoder.pth", dec)):
+        buffer = io.BytesIO()
+        torch.save(module.state_dict(), buffer)
+        files[name] = buffer.getvalue()
+    return files, (vgg, dec)
+
+
+def test_from_pretrained_downloads_and_loads_through_redirect(hub, tmp_path, tiny_model):
+    hub.commit("org/tiny", _files(tiny_model, tmp_path, "m"))
+    loaded = AdaIN.from_pretrained("org/tiny")
+    assert _same_weights(loaded, tiny_model)
+    # model.safetensors is an LFS file: a 302 from the Hub, then the bytes from the CDN origin.
+    assert any(path.startswith("/blobs/") for _, path, _ in hub.requests)
+    assert any(path.endswith("/resolve/main/model.safetensors") for _, path, _ in hub.requests)
+
+
+def test_revisions_by_branch_tag_and_sha(hub, tmp_path):
+    first, second, third = make_model(1), make_model(2), make_model(3)
+    sha1 = hub.commit("org/tiny", _files(first, tmp_path, "a"))
+    hub.tag("org/tiny", "v1")
+    hub.commit("org/tiny", _files(second, tmp_path, "b"))
+    hub.commit("org/tiny", _files(third, tmp_path, "c"), branch="dev")
+    assert _same_weights(load_model("org/tiny"), second)
+    assert _same_weights(load_model("org/tiny", revision="v1"), first)
+    assert _same_weights(load_model("org/tiny", revision=sha1), first)
+    assert _same_weights(load_model("org/tiny", revision="dev"), third)
+
+
+@pytest.mark.parametrize(
+    ("model", "revision", "message"),
+    [
+        ("org/missing", None, "org/missing: no Hub repository with this id (404)"),
+        ("org/tiny", "nope", "org/tiny: revision 'nope' not found (no such branch, tag or commit)"),
+        ("org/readme-only", None, "org/readme-only@main has neither model.safetensors nor the"),
+        ("not a repo id", None, "not a repo id is neither an existing folder nor a Hub repository"),
+    ],
+)
+def test_not_found_messages(hub, tmp_path, tiny_model, model, revision, message):
+    hub.commit("org/tiny", _files(tiny_model, tmp_path, "m"))
+    hub.commit("org/readme-only", {"README.md": b"# nothing here\n"})
+    with pytest.raises(ValueError, match="^" + re.escape(message)):
+        load_model(model, revision=revision)
+
+
+def test_cached_model_loads_after_server_stops_and_offline(hub, tmp_path, tiny_model, monkeypatch):
+    from huggingface_hub import constants
+
+    hub.commit("org/tiny", _files(tiny_model, tmp_path, "m"))
+    load_model("org/tiny")
+    hub.stop()  # connection refused from now on
+    assert _same_weights(load_model("org/tiny"), tiny_model)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    assert _same_weights(load_model("org/tiny"), tiny_model)
+    with pytest.raises(ValueError) as error:
+        load_model("org/other")
+    message = str(error.value)
+    assert "\n" not in message
+    for way_out in ("HF_HUB_OFFLINE=1", "--model DIR", "adain convert", "hf cache ls"):
+        assert way_out in message
+    with pytest.raises(ValueError, match=f"The default {DEFAULT_REPO_ID} is not published yet"):
+        load_model()
+
+
+def test_offline_environment_variable_in_a_fresh_process(hub, tmp_path, tiny_model):
+    hub.commit("org/tiny", _files(tiny_model, tmp_path, "m"))
+    load_model("org/tiny")
+    hub.stop()
+    code = (
+        "import torch; from adain.pretrained import load_model;"
+        "m = load_model('org/tiny'); print(float(m.decoder.conv1_1.weight.detach().sum()))"
+    )
+    env = os.environ | {"HF_HUB_OFFLINE": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    expected = float(tiny_model.decoder.conv1_1.weight.detach().sum())
+    assert float(out.stdout.strip()) == pytest.approx(expected, rel=1e-6)
+
+
+def test_push_then_from_pretrained_gives_identical_outputs(
+    hub, tmp_path, tiny_model, tiny_model_dir, content, style
+):
+    from hub.push import push
+
+    result = push(tiny_model_dir, "org/pushed", branch="exp", tag="v1")
+    assert len(result.commit) == 40
+    repo = hub.repos[("model", "org/pushed")]
+    assert repo.branches["exp"] == repo.tags["v1"] == result.commit
+    files = repo.commits[result.commit]
+    assert set(files) >= {"config.json", "model.safetensors", "README.md"}
+    assert hashlib.sha256(files["model.safetensors"]).hexdigest() == result.sha256
+    card = files["README.md"].decode()
+    assert "library_name: adain" in card and "pipeline_tag: image-to-image" in card
+    assert result.sha256 in card and "$" not in card.split("```bibtex")[0].replace("$ADAIN", "")
+    loaded = AdaIN.from_pretrained("org/pushed", revision="v1")
+    with torch.no_grad():
+        torch.testing.assert_close(
+            loaded(content, style), tiny_model(content, style), rtol=0, atol=0
+        )
+
+
+def test_truncated_body_is_refused_then_retried(hub, tmp_path, tiny_model, monkeypatch):
+    import huggingface_hub.file_download as file_download
+
+    monkeypatch.setattr(file_download.time, "sleep", lambda _: None)  # the client's retry pause
+    files = _files(tiny_model, tmp_path, "m")
+    hub.commit("org/tiny", files)
+    blob = hashlib.sha256(files["model.safetensors"]).hexdigest()
+    hub.faults[blob] = "truncate"  # every GET stops half-way, below Content-Length
+    with pytest.raises(OSError, match="org/tiny: downloading model.safetensors failed"):
+        load_model("org/tiny")
+    assert not list((tmp_path / "hf-cache").glob("models--org--tiny/snapshots/*/model.safetensors"))
+    # Cut once: the client's retry gets the whole file. (It resumes with Range only past its
+    # 10 MB read chunk, so the stand-in's Range support is checked directly below.)
+    hub.faults[blob] = "truncate_once"
+    hub._served.clear()
+    assert _same_weights(load_model("org/tiny"), tiny_model)
+    assert hub._served[blob] == 2
+    request = urllib.request.Request(
+        f"{hub.cdn_url}/blobs/{blob}", headers={"Range": "bytes=10-19"}
+    )
+    with urllib.request.urlopen(request) as response:
+        assert response.status == 206
+        assert response.read() == files["model.safetensors"][10:20]
+
+
+def test_same_size_corruption_is_refused_then_recovers(hub, tmp_path, tiny_model):
+    files = _files(tiny_model, tmp_path, "m")
+    hub.commit("org/tiny", files)
+    blob = hashlib.sha256(files["model.safetensors"]).hexdigest()
+    hub.faults[blob] = "corrupt"
+    with pytest.raises(ValueError, match=f"does not match the Hub's {blob}"):
+        AdaIN.from_pretrained("org/tiny")
+    with pytest.raises(ValueError, match="corrupted download was removed"):
+        load_model("org/tiny")
+    del hub.faults[blob]
+    assert _same_weights(load_model("org/tiny"), tiny_model)
+
+
+def _serve_originals(hub, monkeypatch, sha: dict[str, str] | None = None):
+    files, networks = _original_files()
+    hub.static.update(files)
+    sha = sha if sha is not None else {n: hashlib.sha256(d).hexdigest() for n, d in files.items()}
+    urls = " ".join(f"{hub.cdn_url}/files/{name}#sha256={sha[name]}" for name in files)
+    monkeypatch.setenv("ADAIN_ORIGINAL_URLS", urls)
+    return networks
+
+
+def test_default_falls_back_to_the_original_release_files(hub, monkeypatch, capsys, content, style):
+    vgg, dec = _serve_originals(hub, monkeypatch)
+    model = load_model()  # the default repo answers 404 on the stand-in, as on the real Hub
+    notice = capsys.readouterr().err.strip().splitlines()[-1]
+    assert notice.startswith("adain: the default Hub model is not published yet")
+    with torch.no_grad():
+        expected = style_transfer(vgg, dec, content, style)
+        torch.testing.assert_close(model(content, style), expected, rtol=1e-4, atol=1e-4)
+    downloads = sum(path.startswith("/files/") for _, path, _ in hub.requests)
+    assert downloads == 2
+    load_model()  # cached: no second download
+    assert sum(path.startswith("/files/") for _, path, _ in hub.requests) == downloads
+    from huggingface_hub import constants
+
+    hub.stop()
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    assert _same_weights(load_model(), model)
+
+
+def test_original_sha_mismatch_is_refused(hub, monkeypatch, tmp_path):
+    _serve_originals(hub, monkeypatch, {"vgg_normalised.pth": "0" * 64, "decoder.pth": "0" * 64})
+    with pytest.raises(ValueError, match="vgg_normalised.pth: sha256 [0-9a-f]{64} does not match"):
+        load_model()
+    cache = tmp_path / "adain-cache"
+    assert not list(cache.rglob("*.safetensors")) and not list(cache.rglob("*.pth*"))
+
+
+@pytest.mark.parametrize("repo_type", ["model", "space"])
+def test_original_files_in_a_hub_repo_convert_on_the_fly(
+    hub, monkeypatch, repo_type, content, style
+):
+    files, (vgg, dec) = _original_files()
+    hub.commit("someone/adain-files", files, repo_type=repo_type)
+    model_id = "someone/adain-files" if repo_type == "model" else "spaces/someone/adain-files"
+    model = load_model(model_id)
+    with torch.no_grad():
+        expected = style_transfer(vgg, dec, content, style)
+        torch.testing.assert_close(model(content, style), expected, rtol=1e-4, atol=1e-4)
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    assert _same_weights(load_model(model_id), model)  # the converted folder is cached
+
+
+def test_manifest_matches_the_pinned_default():
+    from adain import pretrained
+    from hub.push import read_manifest
+
+    default = read_manifest()["default"]
+    assert default["repo_id"] == pretrained.DEFAULT_REPO_ID
+    assert (default["revision"] or None) == pretrained.DEFAULT_REVISION
+    assert (default["sha256"] or None) == pretrained.DEFAULT_SHA256
+    assert default["published"] == (pretrained.DEFAULT_REVISION is not None)
