@@ -141,6 +141,9 @@ class AdaIN(
                 token=token,
                 local_files_only=local_files_only,
             )
+            from adain.pretrained import verify_download
+
+            verify_download(weights_file)  # the client checks sizes only; this checks content
         state_dict = load_file(weights_file, device=str(map_location))
         model.load_checked(state_dict, source=weights_file, strict=strict)
         return model.eval()
