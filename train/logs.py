@@ -1,0 +1,89 @@
+"""Run logging: progress bar, ``metrics.jsonl``, TensorBoard scalars and sample grids.
+
+TensorBoard is optional (``pip install 'adain[train]'``); without it the scalars still go to
+``metrics.jsonl`` and the sample grids to ``samples/`` as PNG files.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from train.config import TrainConfig
+
+logger = logging.getLogger("train")
+_SAMPLES = 4  # images per grid row set: content | style | output for the first few of the batch
+
+
+class RunLogger:
+    """Writes what a run reports; every method is a no-op where ``enabled`` is false (rank > 0)."""
+
+    def __init__(self, folder: Path, config: TrainConfig, start_step: int, enabled: bool = True):
+        self.folder, self.enabled = folder, enabled
+        self.writer: Any = None
+        self.bar: Any = None
+        if not enabled:
+            return
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(folder / "tensorboard"))
+        except ImportError:
+            logger.info("tensorboard is not installed: scalars go to metrics.jsonl only")
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=config.max_steps, initial=start_step, unit="step", dynamic_ncols=True)
+        self.metrics = open(folder / "metrics.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+
+    def scalars(
+        self, step: int, losses: dict[str, float], lr: float, images_per_s: float, skipped: int
+    ) -> None:
+        if not self.enabled:
+            return
+        record = {
+            "step": step,
+            **losses,
+            "lr": lr,
+            "images_per_s": images_per_s,
+            "skipped": skipped,
+        }
+        self.metrics.write(json.dumps(record) + "\n")
+        self.metrics.flush()
+        if self.writer is not None:
+            for name, value in losses.items():
+                self.writer.add_scalar(f"loss/{name}", value, step)
+            self.writer.add_scalar("lr", lr, step)
+            self.writer.add_scalar("images_per_s", images_per_s, step)
+            self.writer.add_scalar("skipped_images", skipped, step)
+        self.bar.set_postfix(loss=f"{losses['total']:.4g}", img_s=f"{images_per_s:.3g}")
+        self.bar.update(step - self.bar.n)
+
+    def samples(self, step: int, content: Tensor, style: Tensor, output: Tensor) -> None:
+        """One row per sample: content | style | output, clamped to [0, 1]."""
+        if not self.enabled:
+            return
+        from torchvision.utils import make_grid
+
+        n = min(_SAMPLES, content.shape[0])
+        rows = torch.stack([content[:n], style[:n], output[:n].detach().float()], dim=1)
+        grid = make_grid(rows.flatten(0, 1).clamp(0, 1).cpu(), nrow=3, padding=2)
+        if self.writer is not None:
+            self.writer.add_image("samples", grid, step)
+        else:
+            from adain.image import save_image
+
+            save_image(grid, self.folder / "samples" / f"step_{step:06d}.png")
+        self.bar.update(step - self.bar.n)
+
+    def close(self) -> None:
+        if not self.enabled:
+            return
+        self.bar.close()
+        self.metrics.close()
+        if self.writer is not None:
+            self.writer.close()

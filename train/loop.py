@@ -1,0 +1,295 @@
+"""``fit(config) -> Path``: the AdaIN decoder training loop (paper Sec. 6.2) on HF Accelerate.
+
+The same code runs on one CPU, one GPU, or many GPUs and nodes under ``accelerate launch -m train``
+(DDP). The encoder is frozen; only the decoder trains. Reads top to bottom: setup, data, model,
+optimiser, resume, loop, save.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+import adain
+from adain.decoder import Decoder
+from adain.encoder import CONTENT_LAYER, STYLE_LAYERS, VGG19Encoder
+from adain.functional import adaptive_instance_norm, calc_mean_std
+from adain.losses import adain_content_loss, mean_std_loss
+from train.config import TrainConfig, to_toml
+from train.data import ImageSource, PairSource, list_items, make_loader
+from train.encoders import build_encoder
+
+logger = logging.getLogger("train")
+LATEST = "latest.pt"
+
+
+def lr_at(step: int, lr: float, decay: float) -> float:
+    """Inverse decay ``lr / (1 + decay * step)``: pytorch-AdaIN adjust_learning_rate, Lua optim."""
+    return lr / (1.0 + decay * step)
+
+
+def checkpoint_name(step: int) -> str:
+    return f"ckpt_{step:06d}.pt"
+
+
+def save_checkpoint(state: dict[str, Any], folder: Path) -> Path:
+    """Write ``ckpt_{step}.pt`` atomically (temp file + rename), then point ``latest.pt`` at it."""
+    path = folder / checkpoint_name(state["step"])
+    tmp = folder / f".{path.name}.tmp-{os.getpid()}"
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+    latest_tmp = folder / f".{LATEST}.tmp-{os.getpid()}"
+    latest_tmp.unlink(missing_ok=True)
+    try:
+        os.link(path, latest_tmp)  # no second copy of the bytes where the filesystem allows
+    except OSError:
+        import shutil
+
+        shutil.copyfile(path, latest_tmp)
+    os.replace(latest_tmp, folder / LATEST)
+    return path
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint with ``weights_only=True``; one-line ``ValueError`` if it is not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such checkpoint")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise ValueError(f"{path}: not a readable checkpoint ({type(error).__name__})") from None
+    if not isinstance(state, dict) or "decoder" not in state or "step" not in state:
+        raise ValueError(f"{path}: not a checkpoint written by train (no decoder/step)")
+    return state
+
+
+def resolve_resume(config: TrainConfig) -> Path | None:
+    """The checkpoint to resume from: ``latest`` is optional (a fresh start if none), a path not."""
+    if not config.resume:
+        return None
+    if config.resume == "latest":
+        latest = Path(config.output) / LATEST
+        return latest if latest.is_file() else None
+    path = Path(config.resume)
+    if not path.is_file():
+        raise ValueError(f"--resume {path}: no such checkpoint (or use --resume latest)")
+    return path
+
+
+def _rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[dict[str, int]]:
+    """SIGINT/SIGTERM set a flag the loop checks after each step (save, then exit cleanly)."""
+    flag = {"signal": 0}
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum: int, _frame: object) -> None:
+        flag["signal"] = signum
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield flag
+    finally:
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
+
+
+def compute_losses(
+    encoder: VGG19Encoder,
+    decoder: torch.nn.Module,
+    content: Tensor,
+    style: Tensor,
+    config: TrainConfig,
+) -> tuple[Tensor, dict[str, Tensor], Tensor]:
+    """Paper eq. 11-13: ``L = w_c * L_c + w_s * L_s``; returns ``(loss, parts, output)``.
+
+    ``t = AdaIN(f(c), f(s))`` at relu4_1 (the content target, not ``f(c)``); ``L_c`` is the MSE
+    between ``f(g(t))`` and ``t``; ``L_s`` sums the mean/std losses at relu1_1..relu4_1. In
+    autoencoder mode ``t = f(c)`` and the style targets are the content's own statistics.
+    """
+    with torch.no_grad():
+        content_feats = encoder(content, STYLE_LAYERS if config.autoencoder else (CONTENT_LAYER,))
+        if config.autoencoder:
+            style_feats = content_feats
+            target = content_feats[CONTENT_LAYER]
+        else:
+            style_feats = encoder(style, STYLE_LAYERS)
+            style_mean, style_std = calc_mean_std(style_feats[CONTENT_LAYER])
+            target = adaptive_instance_norm(content_feats[CONTENT_LAYER], style_mean, style_std)
+    output = decoder(target)  # (B, 3, S, S)
+    out_feats = encoder(output, STYLE_LAYERS)
+    parts = {"content": adain_content_loss(out_feats[CONTENT_LAYER], target)}
+    for layer in STYLE_LAYERS:
+        part = mean_std_loss(out_feats[layer], style_feats[layer])
+        if config.style_reduction == "sum":  # Lua: squared errors summed over channels
+            part = part * out_feats[layer].shape[1]
+        parts[f"style/{layer}"] = part
+    style_loss = torch.stack([parts[f"style/{layer}"] for layer in STYLE_LAYERS]).sum()
+    parts["style"] = style_loss
+    loss = config.content_weight * parts["content"] + config.style_weight * style_loss
+    parts["total"] = loss
+    return loss, parts, output
+
+
+def _build_data(config: TrainConfig) -> tuple[PairSource, dict[str, Any]]:
+    sources = []
+    for stream, what in enumerate(("content", "style")):
+        try:
+            items = list_items(getattr(config, what), config.image_column)
+        except ValueError as error:
+            raise ValueError(f"{what}: {error}") from None
+        sources.append(
+            ImageSource(
+                items,
+                config.load_size,
+                config.crop_size,
+                config.min_side,
+                config.seed,
+                stream,
+                config.image_column,
+            )
+        )
+    data = {
+        "content": list(config.content),
+        "style": list(config.style),
+        "content_images": len(sources[0]),
+        "style_images": len(sources[1]),
+    }
+    return PairSource(*sources), data
+
+
+def fit(config: TrainConfig) -> Path:
+    """Train a decoder; return the last checkpoint written (``<output>/ckpt_{step}.pt``).
+
+    SIGINT/SIGTERM stop the run after the current step with a checkpoint; ``--resume latest``
+    continues it bit for bit on CPU.
+    """
+    from accelerate import Accelerator
+
+    config.validate()
+    accelerator = Accelerator(mixed_precision=config.mixed_precision)
+    device = accelerator.device
+    output = Path(config.output)
+    main = accelerator.is_main_process
+    resume_from = resolve_resume(config)
+    pairs, data = _build_data(config)  # before writing anything: bad sources fail fast
+    if main:
+        output.mkdir(parents=True, exist_ok=True)
+        (output / "config.toml").write_text(to_toml(config), encoding="utf-8")
+
+    encoder = build_encoder(config.encoder, config.base_channels).to(device)
+    torch.manual_seed(config.seed)  # after the encoder: loading it must not shift the init
+    decoder = Decoder(config.base_channels)
+    optimizer = torch.optim.Adam(decoder.parameters(), lr=config.lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_at(step, 1.0, config.lr_decay)
+    )
+    step, skipped, losses = 0, set(), {}
+    if resume_from is not None:
+        state = load_checkpoint(resume_from)
+        decoder.load_state_dict(state["decoder"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        step, skipped, losses = state["step"], set(state["skipped"]), state["losses"]
+        _set_rng_state(state["rng"])
+        logger.info("resumed from %s at step %d", resume_from, step)
+    decoder, optimizer = accelerator.prepare(decoder, optimizer)
+    loader = make_loader(
+        pairs,
+        config.batch_size,
+        step,
+        config.num_workers,
+        accelerator.process_index,
+        accelerator.num_processes,
+        pin_memory=device.type == "cuda",
+    )
+
+    def checkpoint() -> Path:
+        state = {
+            "decoder": accelerator.unwrap_model(decoder).state_dict(),
+            "encoder": encoder.state_dict(),  # makes export self-contained (no re-download)
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "step": step,
+            "rng": _rng_state(),
+            "config": asdict(config),
+            "data": {**data, "skipped": len(skipped)},
+            "skipped": sorted(skipped),
+            "losses": losses,
+            "adain_version": adain.__version__,
+        }
+        return save_checkpoint(state, output) if main else output / checkpoint_name(step)
+
+    from train.logs import RunLogger
+
+    log = RunLogger(output, config, step, enabled=main)
+    start_step, last = step, resume_from
+    batches = iter(loader)
+    tick, images = time.perf_counter(), 0
+    with _stop_on_signals() as stop:
+        while step < config.max_steps and not stop["signal"]:
+            content, style, bad = next(batches)
+            skipped.update(bad)
+            content = content.to(device, non_blocking=True)
+            style = style.to(device, non_blocking=True)
+            with accelerator.autocast():
+                loss, parts, out = compute_losses(encoder, decoder, content, style, config)
+            accelerator.backward(loss)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            images += content.shape[0] * accelerator.num_processes
+            if config.log_every and (step % config.log_every == 0 or step == config.max_steps):
+                losses = {k: float(v.detach()) for k, v in parts.items()}
+                rate = images / max(time.perf_counter() - tick, 1e-9)
+                log.scalars(step, losses, scheduler.get_last_lr()[0], rate, len(skipped))
+                tick, images = time.perf_counter(), 0
+            if config.sample_every and step % config.sample_every == 0:
+                log.samples(step, content, style, out)
+            if accelerator.num_processes > 1:  # every process must stop at the same step
+                flag = torch.tensor([stop["signal"]], device=device)
+                stop["signal"] = int(accelerator.reduce(flag, "max").item())
+            if config.save_every and step % config.save_every == 0:
+                last = checkpoint()
+        if step > start_step:
+            losses = {k: float(v.detach()) for k, v in parts.items()}
+            if last is None or Path(last).name != checkpoint_name(step):
+                last = checkpoint()
+    log.close()
+    accelerator.wait_for_everyone()
+    if last is None:  # max_steps == 0 on a fresh run: nothing trained, still a checkpoint
+        last = checkpoint()
+    if stop["signal"]:
+        logger.warning("stopped by signal %d at step %d; checkpoint %s", stop["signal"], step, last)
+    if skipped:
+        logger.warning("skipped %d unreadable or too small images", len(skipped))
+    return Path(last)
