@@ -31,7 +31,7 @@ PIXEL_SCALE = 255.0
 # The Caffe mean colour as RGB in [0, 1]: what a near-zero Caffe-space noise image looks like.
 MEAN_RGB = tuple(c / PIXEL_SCALE for c in reversed(CAFFE_BGR_MEAN))
 
-Callback = Callable[[int, dict[str, float]], bool | None]
+Callback = Callable[[int, dict[str, float], Tensor], bool | None]
 Init = Literal["content", "noise", "adain"]
 
 
@@ -243,9 +243,10 @@ def gatys(
         model: an :class:`AdaIN` (needed for ``init="adain"``), a bare ``VGG19Encoder`` to
             relu5_1, a folder or Hub id, or ``None`` for the default model. Never modified: a
             different ``pooling`` is set on a shallow copy that shares the weights.
-        callback: called after every iteration with ``(step, losses)``, ``losses`` holding
-            floats ``total``, ``content``, ``style`` (unweighted) and ``tv`` at the iterate the
-            step started from; returning ``False`` stops early.
+        callback: called after every iteration with ``(step, losses, image)``: ``losses``
+            holds floats ``total``, ``content``, ``style`` and ``tv`` (the last three
+            unweighted) at the iterate the step started from; ``image`` is the new iterate
+            (detached, unclamped; clone it to keep it). Returning ``False`` stops early.
 
     Returns:
         ``(B, 3, H, W)`` image clamped to [0, 1], on ``content``'s device.
@@ -293,6 +294,6 @@ def gatys(
         optimizer.step(closure)
         if callback is not None:
             values = {name: float(value.detach()) for name, value in last.items()}
-            if callback(step, values) is False:
+            if callback(step, values, image.detach()) is False:
                 break
     return image.detach().clamp(0.0, 1.0).to(out_device)
