@@ -101,8 +101,8 @@ def fetch_model(model_id: str, revision: str | None = None) -> Path:
 
             return original_model_dir()
         raise ValueError(
-            f"{model_id}: no Hub repository with this id (404), and no local folder of that "
-            "name: check the spelling, or log in (`hf auth login`) if it is private"
+            f"{model_id}: no Hub repository with this id, and no local folder of that name: "
+            "check the spelling, or log in (`hf auth login`) if it is private"
         ) from None
     except RevisionNotFoundError:
         raise ValueError(

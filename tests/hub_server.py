@@ -244,7 +244,9 @@ class _HubHandler(_Handler):
     def _repo(self, repo_type: str, repo_id: str) -> Repo | None:
         repo = self.hub.repos.get((repo_type, repo_id))
         if repo is None:
-            self._error(404, "RepoNotFound", "Repository not found")
+            # The Hub answers 401 to anonymous requests for a missing (or private) repository.
+            status = 404 if self.headers.get("Authorization") else 401
+            self._error(status, "RepoNotFound", "Repository not found")
         return repo
 
     def _commit(self, repo: Repo, revision: str) -> str | None:

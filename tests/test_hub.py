@@ -98,7 +98,7 @@ def test_revisions_by_branch_tag_and_sha(hub, tmp_path):
 @pytest.mark.parametrize(
     ("model", "revision", "message"),
     [
-        ("org/missing", None, "org/missing: no Hub repository with this id (404)"),
+        ("org/missing", None, "org/missing: no Hub repository with this id, and no local folder"),
         ("org/tiny", "nope", "org/tiny: revision 'nope' not found (no such branch, tag or commit)"),
         ("org/readme-only", None, "org/readme-only@main has neither model.safetensors nor the"),
         ("not a repo id", None, "not a repo id is neither an existing folder nor a Hub repository"),
@@ -269,3 +269,53 @@ def test_manifest_matches_the_pinned_default():
     assert (default["revision"] or None) == pretrained.DEFAULT_REVISION
     assert (default["sha256"] or None) == pretrained.DEFAULT_SHA256
     assert default["published"] == (pretrained.DEFAULT_REVISION is not None)
+
+
+def test_cli_push_checkpoint_and_publish_original(hub, tmp_path, tiny_model, tiny_model_dir):
+    from typer.testing import CliRunner
+
+    from adain.cli import app as adain_app
+    from adain.convert import load_original
+    from hub.cli import app
+
+    runner = CliRunner()
+    # A training checkpoint: a new decoder on the encoder of the model it was trained with.
+    trained = make_model(seed=5)
+    checkpoint = tmp_path / "ckpt_000002.pt"
+    config = {"lr": 1e-4, "style_weight": 10.0}
+    torch.save({"decoder": trained.decoder.state_dict(), "config": config, "step": 2}, checkpoint)
+    args = ["push", str(checkpoint), "--repo-id", "org/trained", "--encoder", str(tiny_model_dir)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "pushed" in result.output and "sha256" in result.output
+    loaded = load_model("org/trained")
+    assert _same_weights(loaded.decoder, trained.decoder)
+    assert _same_weights(loaded.encoder, tiny_model.encoder)
+    card = hub.repos[("model", "org/trained")].commits[
+        hub.repos[("model", "org/trained")].branches["main"]
+    ]
+    assert (
+        '"style_weight": 10.0' in card["README.md"].decode()
+        and '"step": 2' in card["README.md"].decode()
+    )
+
+    files, _ = _original_files()
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    vgg, dec = tmp_path / "vgg_normalised.pth", tmp_path / "decoder.pth"
+    result = runner.invoke(
+        adain_app, ["publish-original", str(vgg), str(dec), "--repo-id", "org/orig", "--tag", "v1"]
+    )  # mounted into `adain`
+    assert result.exit_code == 0, result.output
+    repo = hub.repos[("model", "org/orig")]
+    card = repo.commits[repo.tags["v1"]]["README.md"].decode()
+    for data in files.values():
+        assert hashlib.sha256(data).hexdigest() in card  # provenance: the source files' sha256
+    assert _same_weights(load_model("org/orig", revision="v1"), load_original(vgg, dec))
+
+    result = runner.invoke(app, ["push", str(tmp_path / "nope"), "--repo-id", "org/x"])
+    assert (
+        result.exit_code == 1 and "error: " in result.output and "does not exist" in result.output
+    )
+    result = runner.invoke(app, ["push", str(tiny_model_dir), "--repo-id", "no-slash"])
+    assert result.exit_code == 2 and "expected ORG/NAME" in result.output
