@@ -72,6 +72,11 @@ def _expected(error: BaseException) -> bool:
 @contextmanager
 def _reported(debug: bool) -> Iterator[None]:
     """Turn expected failures into one line on stderr and exit code 1 (tracebacks with --debug)."""
+    if not debug:
+        from huggingface_hub.utils import logging as hub_logging
+
+        # huggingface_hub logs each network retry as a warning: the error line says it all.
+        hub_logging.set_verbosity_error()
     try:
         yield
     except KeyboardInterrupt:

@@ -71,6 +71,25 @@ def _looks_like_path(model_id: str) -> bool:
     return model_id.startswith((".", "/", "~")) or "\\" in model_id or model_id.count("/") > 1
 
 
+def _hub_error(error: Exception, model_id: str, revision: str | None) -> Exception:
+    """A one-line ``ValueError`` for the Hub failures a user can fix; others are returned as is."""
+    from huggingface_hub import errors
+
+    if isinstance(error, errors.RevisionNotFoundError):
+        return ValueError(f"{model_id} has no revision {revision!r}: check the branch, tag, commit")
+    if isinstance(error, errors.RepositoryNotFoundError):
+        return ValueError(
+            f"{model_id} is neither a folder nor a Hub repository (private ones need `hf auth "
+            "login`): check the id or the path"
+        )
+    if isinstance(error, errors.LocalEntryNotFoundError | errors.OfflineModeIsEnabled):
+        return ValueError(
+            f"{model_id} is not in the local cache and the Hub cannot be reached: connect, or "
+            "give a model folder"
+        )
+    return error
+
+
 def describe_model(model: str | Path | None = None, revision: str | None = None) -> dict[str, Any]:
     """Describe a model folder or Hub repository without loading its weights.
 
@@ -105,11 +124,14 @@ def describe_model(model: str | Path | None = None, revision: str | None = None)
 
         if revision is None and model_id == DEFAULT_REPO_ID:
             revision = DEFAULT_REVISION
-        folder = Path(
-            snapshot_download(
-                repo_id=model_id, revision=revision, allow_patterns=["config.json", "README.md"]
+        try:
+            folder = Path(
+                snapshot_download(
+                    repo_id=model_id, revision=revision, allow_patterns=["config.json", "README.md"]
+                )
             )
-        )
+        except Exception as error:
+            raise _hub_error(error, model_id, revision) from error
         source, resolved = "hub", folder.name
     config_file = folder / "config.json"
     if not config_file.is_file():

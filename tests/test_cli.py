@@ -1,0 +1,435 @@
+"""The ``adain`` command line: forwarded options, batches, presets, sheets, info, bad input.
+
+Most tests run the typer app in-process (``CliRunner``) on a width-8 model saved to ``tmp_path``;
+a few run the real ``python -m adain`` in a subprocess (each pays the torch import, ~3 s).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_model, smooth_image
+from PIL import Image
+from typer.testing import CliRunner
+
+import adain
+import adain.pretrained
+import adain.sheet
+import adain.stylize
+from adain.cli import app
+from adain.image import load_image, save_image
+from adain.sheet import contact_sheet
+from adain.style import StyleStats
+
+ROOT = Path(__file__).parent.parent
+runner = CliRunner()
+
+
+def invoke(*args: object):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def one_error_line(result) -> str:
+    """The single stderr line of an expected failure (and no traceback)."""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+def pixels(path: Path) -> torch.Tensor:
+    with Image.open(path) as image:
+        return torch.from_numpy(np.array(image.convert("RGB"))).to(torch.int16)
+
+
+@pytest.fixture
+def work(tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Content (two sizes, one nested, one JPEG), styles, masks; the cwd is ``tmp_path``."""
+    monkeypatch.chdir(tmp_path)
+    save_image(smooth_image(1, 40, 56), tmp_path / "c" / "a.png")
+    save_image(smooth_image(3, 32, 32), tmp_path / "c" / "sub" / "b.jpg", quality=95)
+    save_image(smooth_image(2, 48, 40), tmp_path / "s" / "x.png")
+    save_image(smooth_image(4, 32, 48), tmp_path / "s" / "y.png")
+    # Soft masks of another size and aspect ratio than the content: resized, which is fine.
+    left = torch.zeros(1, 3, 20, 20)
+    left[..., :10] = 1.0
+    left[..., 10:12] = 0.5
+    save_image(left, tmp_path / "m" / "left.png")
+    save_image(1.0 - left, tmp_path / "m" / "right.png")
+    return tmp_path
+
+
+def model_args(work: Path) -> list[str]:
+    return ["--model", str(work / "tiny-model"), "--device", "cpu"]
+
+
+# Forwarded options (backend monkeypatched) ----------------------------------------------------
+
+
+@pytest.fixture
+def recorded(monkeypatch: pytest.MonkeyPatch, tiny_model) -> dict[str, list]:
+    """Replace model loading, style encoding and stylize with recorders."""
+    calls: dict[str, list] = {"load_model": [], "encode_style": [], "stylize": []}
+    real_encode = adain.stylize.encode_style
+
+    def load_model(model, revision=None, device=None):
+        calls["load_model"].append({"model": model, "revision": revision})
+        return tiny_model
+
+    def encode_style(style, model=None, **kwargs):
+        calls["encode_style"].append({"size": style.size, **kwargs})
+        return real_encode(style, model, **kwargs)
+
+    def stylize(content, style, **kwargs):
+        calls["stylize"].append({"content_size": content.size, "style": style, **kwargs})
+        return content.copy()
+
+    monkeypatch.setattr(adain.pretrained, "load_model", load_model)
+    monkeypatch.setattr(adain.stylize, "encode_style", encode_style)
+    monkeypatch.setattr(adain.stylize, "stylize", stylize)
+    return calls
+
+
+def test_stylize_forwards_options_and_encodes_each_style_once(work, recorded):
+    result = invoke(
+        "stylize", "c", "--style", "s", "-o", "out", "--ext", "jpg", "--quality", 90,
+        "--alpha", 0.6, "--preserve-color", "luminance", "--content-size", 24,
+        "--max-size", 30, "--style-size", 20, "--model", "org/name", "--revision", "v1",
+        "--device", "cpu",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert recorded["load_model"] == [{"model": "org/name", "revision": "v1"}]
+    # 2 contents x 2 styles = 4 outputs, but each style is encoded once, at --style-size.
+    assert len(recorded["encode_style"]) == 2
+    assert sorted(c["size"] for c in recorded["encode_style"]) == [(20, 24), (30, 20)]
+    assert len(recorded["stylize"]) == 4
+    for call in recorded["stylize"]:
+        assert call["alpha"] == 0.6 and call["preserve_color"] == "luminance"
+        assert call["content_size"] == 24 and call["max_size"] == 30
+        assert call["weights"] is None and call["masks"] is None
+        assert str(call["device"]) == "cpu" and call["model"] is not None
+        assert len(call["style"]) == 1 and isinstance(call["style"][0], StyleStats)
+    names = sorted(result.stdout.split())
+    assert names == sorted(f"out/{c}_{s}.jpg" for c in "ab" for s in "xy")
+
+
+def test_stylize_weights_make_one_output_per_content(work, recorded):
+    args = ["c/a.png", "-s", "s/x.png", "-s", "s/y.png", "-w", 1, "-w", 3, "-o", "mix.png"]
+    result = invoke("stylize", *args, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    (call,) = recorded["stylize"]
+    assert call["weights"] == [1.0, 3.0] and len(call["style"]) == 2 and call["alpha"] == 1.0
+    assert result.stdout.strip() == "mix.png" and (work / "mix.png").is_file()
+
+
+def test_stylize_masks_are_forwarded_as_soft_weights(work, recorded):
+    args = ["c/a.png", "-s", "s/x.png", "-s", "s/y.png", "--mask", "m/left.png"]
+    result = invoke("stylize", *args, "--mask", "m/right.png", "-o", "o.png", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    left, right = recorded["stylize"][0]["masks"]
+    assert left.shape == (1, 1, 20, 20)
+    expected = torch.tensor([1.0] * 10 + [128 / 255] * 2)
+    torch.testing.assert_close(left[0, 0, 0, :12], expected, atol=1e-6, rtol=0)
+    torch.testing.assert_close(left + right, torch.ones_like(left), atol=1.5 / 255, rtol=0)
+
+
+def test_coral_keeps_style_images_for_each_content(work, recorded):
+    result = invoke("stylize", "c", "-s", "s/x.png", "--preserve-color", "coral", "-o", "out")
+    assert result.exit_code == 0, result.output
+    # CORAL recolours the style to each content, so the image (not statistics) is passed on.
+    assert recorded["encode_style"] == []
+    assert all(isinstance(c["style"][0], Image.Image) for c in recorded["stylize"])
+
+
+def test_interpolate_forwards_the_sweeps(work, monkeypatch, tiny_model):
+    calls = []
+
+    def stylize(content, style, **kwargs):
+        calls.append((len(style), kwargs["alpha"], kwargs["weights"], kwargs["max_size"]))
+        return content.copy()
+
+    monkeypatch.setattr(adain.pretrained, "load_model", lambda *a, **k: tiny_model)
+    monkeypatch.setattr(adain.stylize, "stylize", stylize)
+    result = invoke(
+        "interpolate", "c/a.png", "-s", "s/x.png", "-s", "s/y.png", "--alpha", 0,
+        "--alpha", 1.5, "--steps", 3, "--device", "cpu",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    alpha_rows = [(1, a, None, 512) for a in (0.0, 1.5)] * 2
+    mix_row = [(2, 1.0, w, 512) for w in [(1.0, 0.0), (0.5, 0.5), (0.0, 1.0)]]
+    assert calls == alpha_rows + mix_row
+    assert result.stdout.strip() == "a_sweep.png" and (work / "a_sweep.png").is_file()
+
+
+# Real runs, in-process -------------------------------------------------------------------------
+
+
+def test_stylize_output_matches_the_library(work, tiny_model):
+    result = invoke("stylize", "c/a.png", "-s", "s/x.png", "-o", "o.png", "--alpha", 0.7, "-q",
+                    *model_args(work))  # fmt: skip
+    assert result.exit_code == 0 and result.stdout == "", result.output
+    expected = adain.stylize.stylize(
+        work / "c/a.png", work / "s/x.png", model=tiny_model, alpha=0.7, device="cpu"
+    )
+    save_image(expected, work / "expected.png")
+    assert torch.equal(pixels(work / "o.png"), pixels(work / "expected.png"))
+
+
+def test_json_records_sizes_and_glob(work):
+    result = invoke("stylize", "c/**/*.jpg", "c/a.png", "-s", "s", "-o", "out",
+                    "--content-size", 24, "--json", *model_args(work))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(Path(r["content"]).name, Path(r["styles"][0]).name) for r in records] == [
+        ("b.jpg", "x.png"), ("b.jpg", "y.png"), ("a.png", "x.png"), ("a.png", "y.png"),
+    ]  # fmt: skip
+    for record in records:
+        with Image.open(record["output"]) as image:
+            assert image.size == (record["width"], record["height"])
+        assert min(record["width"], record["height"]) == 24 and record["seconds"] >= 0
+    assert {r["content_width"] for r in records} == {32, 56}
+
+
+def test_never_overwrites_without_overwrite(work):
+    args = ["stylize", "c/a.png", "-s", "s/x.png", "-o", "o.png", *model_args(work)]
+    assert invoke(*args).exit_code == 0
+    before = (work / "o.png").read_bytes()
+    (work / "o.png").write_bytes(b"keep me")
+    result = invoke(*args, "--alpha", 0.5)
+    assert result.exit_code == 1
+    assert "o.png already exists: pass --overwrite" in one_error_line(result)
+    assert (work / "o.png").read_bytes() == b"keep me"
+    assert invoke(*args, "--overwrite").exit_code == 0
+    assert (work / "o.png").read_bytes() == before
+
+
+def test_same_stems_are_numbered_not_merged(work):
+    save_image(smooth_image(5, 24, 24), work / "c2" / "a.png")
+    result = invoke("stylize", "c/a.png", "c2/a.png", "-s", "s/x.png", "-o", "out",
+                    *model_args(work))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.stdout.split() == ["out/a_x.png", "out/a_x-2.png"]
+    assert load_image(work / "out/a_x-2.png").size == (24, 24)
+
+
+def test_presets_replace_style_images(work):
+    encode = ["style-encode", "s/x.png", "-o", "x.safetensors", *model_args(work)]
+    assert invoke(*encode).exit_code == 0
+    result = invoke(*encode)
+    assert "already exists" in one_error_line(result)
+    common = ["c/a.png", *model_args(work)]
+    assert invoke("stylize", "-s", "s/x.png", "-o", "image", *common).exit_code == 0
+    assert invoke("stylize", "-s", "x.safetensors", "-o", "preset", *common).exit_code == 0
+    assert torch.equal(pixels(work / "image/a_x.png"), pixels(work / "preset/a_x.png"))
+    # A mixed preset equals mixing at stylisation time (up to float rounding: 1 grey level).
+    mix = ["s/x.png", "s/y.png", "-w", 1, "-w", 3]
+    assert invoke("style-encode", *mix, "-o", "m.safetensors", *model_args(work)).exit_code == 0
+    assert invoke("stylize", "-s", "m.safetensors", *common[:1], "-o", "p.png",
+                  *model_args(work)).exit_code == 0  # fmt: skip
+    assert invoke("stylize", "c/a.png", "-s", *mix[:1], "-s", *mix[1:], "-o", "q.png",
+                  *model_args(work)).exit_code == 0  # fmt: skip
+    assert (pixels(work / "p.png") - pixels(work / "q.png")).abs().max() <= 1
+
+
+def test_interpolate_sheet_layout_and_tiles(work, tiny_model):
+    result = invoke("interpolate", "c/a.png", "-s", "s/x.png", "-s", "s/y.png", "--alpha", 0,
+                    "--alpha", 1, "--steps", 3, "--tile", 48, "-o", "sheet.png",
+                    *model_args(work))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    sheet = Image.open(work / "sheet.png")
+    # Rows: header (3), alpha sweep x (2), alpha sweep y (2), mix x->y (3); labels 16 px.
+    assert sheet.size == (8 + 3 * (48 + 8), 8 + 4 * (48 + 16 + 8))
+    # Row 1, column 1 is x at alpha 1: the library's result, as a thumbnail in its box.
+    tile = adain.stylize.stylize(work / "c/a.png", work / "s/x.png", model=tiny_model)
+    tile.thumbnail((48, 48), Image.Resampling.LANCZOS)
+    left, top = 8 + 56, 8 + 72 + (48 - tile.height) // 2
+    box = sheet.crop((left, top, left + tile.width, top + tile.height))
+    assert np.array_equal(np.asarray(box), np.asarray(tile))
+
+
+def test_contact_sheet_labels_fit_and_presets_show_grey():
+    sheet = contact_sheet([[(None, "a very long label that cannot fit"), (None, "b")]], tile=40)
+    assert sheet.size == (8 + 2 * 48, 8 + 40 + 16 + 8)
+    assert sheet.getpixel((10, 10)) == (200, 200, 200)
+    with pytest.raises(ValueError, match="at least one image"):
+        contact_sheet([])
+
+
+def test_info_counts_parameters_without_loading(work, tiny_model):
+    result = invoke("info", work / "tiny-model", "--json")
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.stdout)
+    counts = tiny_model.num_parameters()
+    assert info["parameters"] == {**counts, "total": sum(counts.values())}
+    assert info["config"] == {"encoder_depth": "relu5_1", "base_channels": 8, "eps": 1e-5}
+    assert info["source"] == "folder" and info["revision"] is None
+    assert info["card"]["metadata"]["library_name"] == "adain"
+    text = invoke("info", work / "tiny-model").stdout
+    assert f"encoder {counts['encoder']:,}" in text and "base_channels=8" in text
+
+
+def test_version():
+    result = invoke("--version")
+    assert result.exit_code == 0 and result.stdout.strip() == f"adain {adain.__version__}"
+
+
+# Bad input: one line, exit 1, no output file ---------------------------------------------------
+
+BAD = [
+    (["c/none.png", "-s", "s/x.png"], "content c/none.png: no such file or folder"),
+    (["c/*.gif", "-s", "s/x.png"], "content pattern 'c/*.gif' matches no files"),
+    (["empty", "-s", "s/x.png"], "content folder empty has no files"),
+    (["bad.png", "-s", "s/x.png"], "bad.png: not an image file PIL can read"),
+    (["c/a.png", "-s", "s/x.png", "--alpha", "-0.5"], "--alpha must be a number >= 0"),
+    (["c/a.png", "-s", "s/x.png", "-s", "s/y.png", "-w", "1"], "give one --weight per style"),
+    (["c/a.png", "-s", "s/x.png", "-w", "-1"], "--weight values must be >= 0"),
+    (["c/a.png", "-s", "s/x.png", "--mask", "m/none.png"], "mask m/none.png: no such file"),
+    (["c/a.png", "-s", "s/x.png", "--mask", "m/left.png", "--mask", "m/right.png"],
+     "give one mask per style"),
+    (["c/a.png", "-s", "s/x.png", "--content-size", "-1"], "--content-size must be >= 0"),
+    (["c/a.png", "-s", "s/x.png", "--quality", "0"], "--quality must be between 1 and 100"),
+    (["c/a.png", "-s", "s/x.png", "--max-pixels", "100"], "is over the limit of 100 pixels"),
+    (["c/a.png", "-s", "x.safetensors"], "style x.safetensors: no such file or folder"),
+    (["c", "-s", "s/x.png", "-o", "one.png"], "makes 2 images: -o must be a folder"),
+    (["c/a.png", "-s", "s/x.png", "-o", "o.xyz"], "unknown image extension .xyz"),
+    (["c/a.png", "-s", "s/x.png", "-o", "c/a.png", "--overwrite"], "is one of the inputs"),
+    (["c/a.png", "-s", "s/x.png", "--model", "no-such-dir/"], "no-such-dir"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("args", "message"), BAD, ids=[m for _, m in BAD])
+def test_bad_input_one_line_and_nothing_written(work, args, message):
+    (work / "empty").mkdir()
+    (work / "bad.png").write_text("not a picture")
+    before = sorted(p for p in work.rglob("*"))
+    model = ["--model", str(work / "tiny-model")] if "--model" not in args else []
+    result = invoke("stylize", *args, "--device", "cpu", *model)
+    assert result.exit_code == 1
+    assert message in one_error_line(result)
+    assert sorted(p for p in work.rglob("*")) == before
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_missing_device_is_an_error_not_a_fallback(work):
+    result = invoke("stylize", "c/a.png", "-s", "s/x.png", "--model", work / "tiny-model",
+                    "--device", "cuda")  # fmt: skip
+    assert result.exit_code == 1 and "CUDA is not available" in one_error_line(result)
+    assert not list(work.glob("*.png"))
+
+
+def test_truncated_image_mid_batch_leaves_no_partial_file(work):
+    data = (work / "c/sub/b.jpg").read_bytes()
+    (work / "c/sub/b.jpg").write_bytes(data[: len(data) // 2])  # the header still reads
+    result = invoke("stylize", "c", "-s", "s/x.png", "-o", "out", *model_args(work))
+    assert result.exit_code == 1 and "truncated" in one_error_line(result)
+    written = sorted(p.name for p in (work / "out").iterdir())
+    assert written == ["a_x.png"]  # finished before the bad file, complete; no temporary file
+    assert load_image(work / "out/a_x.png").size == (56, 40)
+
+
+def test_debug_shows_the_exception(work):
+    result = invoke("stylize", "c/none.png", "-s", "s/x.png", "--debug")
+    assert result.exit_code == 1 and isinstance(result.exception, ValueError)
+
+
+def test_style_encode_and_interpolate_bad_input(work):
+    result = invoke("style-encode", "s/x.png", "-o", "x.png", *model_args(work))
+    assert "-o must end in .safetensors" in one_error_line(result)
+    (work / "a_sweep.png").write_bytes(b"keep")
+    result = invoke("interpolate", "c/a.png", "-s", "s/x.png", *model_args(work))
+    assert "a_sweep.png already exists" in one_error_line(result)
+    result = invoke("interpolate", "c/a.png", "-s", "s/x.png", "--alpha", -1, "-o", "z.png",
+                    *model_args(work))  # fmt: skip
+    assert "--alpha values must be >= 0" in one_error_line(result)
+    assert not (work / "z.png").exists()
+
+
+def test_unknown_model_id_offline(work, monkeypatch):
+    import huggingface_hub.constants
+
+    # No network and no cache: the real loading path answers in one line, nothing is written.
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    result = invoke("stylize", "c/a.png", "-s", "s/x.png", "--model", "nobody/nothing")
+    assert result.exit_code == 1 and "nobody/nothing" in one_error_line(result)
+    assert not list(work.glob("*.png"))
+
+
+def test_info_bad_input(work):
+    assert "does not exist" in one_error_line(invoke("info", "./missing"))
+    assert "has no config.json" in one_error_line(invoke("info", "c"))
+
+
+# Real ``python -m adain`` runs -----------------------------------------------------------------
+
+
+def run_adain(*args: object, env: dict[str, str] | None = None, cwd: Path | None = None):
+    return subprocess.run(
+        [sys.executable, "-m", "adain", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+        timeout=120,
+    )
+
+
+def test_import_and_help_do_not_import_torch():
+    code = "import sys, adain.cli; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=60)
+    result = run_adain("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"adain {adain.__version__}"
+
+
+def test_end_to_end_batch(work):
+    # Folder + quoted glob, --json, output sizes equal to the content sizes.
+    args = ["stylize", "c", "s/*.png", "-s", "s/y.png", "-o", "out", "--json", *model_args(work)]
+    result = run_adain(*args, cwd=work)
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(records) == 4  # (a, b, x, y) x (y)
+    sizes = {Path(r["output"]).name: load_image(work / r["output"]).size for r in records}
+    assert sizes == {"a_y.png": (56, 40), "b_y.png": (32, 32), "x_y.png": (40, 48),
+                     "y_y.png": (48, 32)}  # fmt: skip
+
+
+def test_info_from_a_hub_revision(work):
+    from hub_server import StandInHub
+
+    hub = StandInHub()
+    try:
+        files = {p.name: p.read_bytes() for p in (work / "tiny-model").iterdir()}
+        first = hub.commit("org/tiny", files)
+        wider = work / "wider"
+        make_model(width=4).save_pretrained(wider)
+        hub.commit("org/tiny", {p.name: p.read_bytes() for p in wider.iterdir()})
+        hub.tag("org/tiny", "v1", first)
+        env = {"HF_ENDPOINT": hub.url}
+        result = run_adain("info", "org/tiny", "--revision", "v1", "--json", env=env, cwd=work)
+        assert result.returncode == 0, result.stderr
+        info = json.loads(result.stdout)
+        assert info["source"] == "hub" and info["revision"] == first
+        assert info["config"]["base_channels"] == 8
+        assert info["parameters"]["total"] == sum(make_model().num_parameters().values())
+        missing = run_adain("info", "org/none", env=env, cwd=work)
+        assert missing.returncode == 1
+        assert missing.stderr.startswith("error: org/none is neither a folder nor a Hub")
+        assert len(missing.stderr.strip().splitlines()) == 1
+    finally:
+        hub.stop()
+
+
+@pytest.mark.slow
+def test_unreachable_hub(work):
+    # huggingface_hub retries a refused connection with back-off (about a minute) first.
+    result = run_adain("stylize", "c/a.png", "-s", "s/x.png", "--model", "org/name", cwd=work,
+                       env={"HF_ENDPOINT": "http://127.0.0.1:9"})  # fmt: skip
+    assert result.returncode == 1
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not list(work.glob("*.png"))
