@@ -21,7 +21,9 @@ from adain.image import (
 )
 from adain.model import AdaIN, PreserveColor
 from adain.pretrained import load_model
+from adain.runtime import Precision
 from adain.style import StyleStats, is_style_preset
+from adain.tiling import needs_tiles, stylize_tensor
 
 ImageLike = str | Path | Image.Image | Tensor
 StyleLike = ImageLike | StyleStats
@@ -108,6 +110,9 @@ def stylize(
     device: str | torch.device = "auto",
     revision: str | None = None,
     output: Literal["pil", "tensor"] = "pil",
+    tile: int | None = None,
+    max_memory: int | str | None = None,
+    precision: Precision = "fp32",
 ) -> Image.Image | Tensor:
     """Stylise an image with one or several styles.
 
@@ -128,6 +133,11 @@ def stylize(
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"mps"``.
         revision: Hub revision when ``model`` is a repository id.
         output: ``"pil"`` (one image) or ``"tensor"`` (``(B, 3, H, W)`` clamped to [0, 1], CPU).
+        tile: tile side in px for tiled stylisation (:mod:`adain.tiling`); ``None`` tiles only
+            when a whole-image run would exceed ``max_memory``.
+        max_memory: memory budget for the stylisation, bytes or ``"3G"``/``"512M"`` (default
+            :data:`adain.tiling.DEFAULT_MAX_MEMORY`).
+        precision: ``"fp32"``, or ``"bf16"``/``"fp16"`` autocast on GPUs (:mod:`adain.runtime`).
     """
     target = get_device(device)
     net = _resolve_model(model, revision).to(target).eval()
@@ -142,14 +152,33 @@ def stylize(
         else:
             style_inputs.append(as_tensor(item, style_size).to(target))
     mask_tensor = _masks_tensor(masks, len(styles))
-    out = net(
-        content_tensor,
-        style_inputs,
-        alpha,
-        weights=weights,
-        masks=None if mask_tensor is None else mask_tensor.to(target),
-        preserve_color=preserve_color,
-    )
+    if (
+        tile is not None
+        or max_memory is not None
+        or precision != "fp32"
+        or needs_tiles(content_tensor, net.encoder.conv1_1.out_channels)
+    ):
+        out = stylize_tensor(
+            net,
+            content_tensor,
+            style_inputs,
+            alpha,
+            weights=weights,
+            masks=None if mask_tensor is None else mask_tensor.to(target),
+            preserve_color=preserve_color,
+            tile=tile,
+            max_memory=max_memory,
+            precision=precision,
+        )
+    else:
+        out = net(
+            content_tensor,
+            style_inputs,
+            alpha,
+            weights=weights,
+            masks=None if mask_tensor is None else mask_tensor.to(target),
+            preserve_color=preserve_color,
+        )
     out = out.clamp(0.0, 1.0).cpu()
     if output == "tensor":
         return out

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from adain.model import DOWNSAMPLING, AdaIN, _pad_to_multiple, check_alpha
-from adain.runtime import Runner
+from adain.functional import coral, transfer_luminance
+from adain.model import DOWNSAMPLING, AdaIN, PreserveColor, _pad_to_multiple, check_alpha
+from adain.runtime import Precision, Runner
 from adain.style import StyleStats
 
 # Working memory of one forward pass per input pixel at base width 64 (bytes): the full-
@@ -366,3 +367,58 @@ def stylize_tiled(
         weight = w_r[: bottom - top, None] * w_c[None, : right - left]
         out[:, :, top:bottom, left:right] += (piece * weight).to(out.device)
     return out
+
+
+def stylize_tensor(
+    model: AdaIN,
+    content: Tensor,
+    styles: Sequence[Tensor | StyleStats],
+    alpha: float = 1.0,
+    *,
+    weights: Sequence[float] | None = None,
+    masks: Tensor | None = None,
+    preserve_color: PreserveColor | None = None,
+    tile: int | None = None,
+    max_memory: int | str | None = None,
+    precision: Precision = "fp32",
+    compile: bool = False,
+) -> Tensor:
+    """:meth:`AdaIN.forward` through the speed paths and in bounded memory.
+
+    Style images are encoded in tiles too (exact statistics at any size); ``preserve_color``
+    works as in :meth:`AdaIN.forward`. Returns ``(B, 3, H, W)`` unclamped, on ``content``'s
+    device, running on the model's device.
+    """
+    if preserve_color not in (None, "coral", "luminance"):
+        raise ValueError(
+            f"preserve_color must be 'coral', 'luminance' or None, got {preserve_color!r}"
+        )
+    device = next(model.parameters()).device
+    runner = Runner(model, device, precision=precision, compile=compile)
+    stats = []
+    for style in styles:
+        if isinstance(style, StyleStats):
+            if preserve_color == "coral":
+                raise ValueError(
+                    "preserve_color='coral' recolours the style image: pass images, not "
+                    "StyleStats (or use preserve_color='luminance')"
+                )
+            stats.append(style)
+            continue
+        if preserve_color == "coral":
+            style = coral(style.expand(content.shape[0], -1, -1, -1), content)
+        stats.append(image_stats(runner, style))
+    budget = None if max_memory is None else parse_memory(max_memory)
+    out = stylize_tiled(
+        runner, content, stats, alpha, weights=weights, masks=masks, tile=tile, max_memory=budget
+    )
+    if preserve_color == "luminance":
+        out = transfer_luminance(out, content)
+    return out
+
+
+def needs_tiles(content: Tensor, base_channels: int = 64) -> bool:
+    """Whether a whole-image run of ``content`` would exceed :data:`DEFAULT_MAX_MEMORY`."""
+    batch, _, height, width = content.shape
+    plan = plan_tiles(batch, height, width, base_channels)
+    return plan.tile_cells < math.ceil(max(height, width) / DOWNSAMPLING)
