@@ -184,7 +184,11 @@ def push(
         "title": repo_id.split("/")[-1],
         "provenance": f"Built from `{Path(source).name}` with `python -m hub push`.",
         "training": training,
-        "decoder_licence": "trained by the uploader with adain's train/ (MIT code).",
+        "decoder_licence": (
+            "trained by the uploader with adain's train/ (MIT code)."
+            if train_config
+            else "as stated by whoever trained it (see Provenance); the adain code is MIT."
+        ),
     }
     return _publish(model, repo_id, fields, branch, private, tag, token, output, dry_run)
 
