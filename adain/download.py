@@ -1,4 +1,7 @@
-"""The fallback to the original release files: download once, check, convert, cache.
+"""Downloads and their integrity; the fallback to the original release files.
+
+:func:`verify_download` checks Hub cache files against their content ids;
+:func:`original_model_dir` downloads the release files once, checks, converts and caches them.
 
 While the default Hub repository is not published, the default model is built from the
 pytorch-AdaIN v0.0.0 release assets. The URLs come from ``$ADAIN_ORIGINAL_URLS`` when set (tests
@@ -10,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import shutil
 import sys
 import tempfile
 import urllib.error
@@ -26,6 +31,7 @@ _RELEASE = "https://github.com/naoto0804/pytorch-AdaIN/releases/download/v0.0.0"
 # provenance.json next to the converted model.
 DEFAULT_ORIGINAL_URLS = (f"{_RELEASE}/vgg_normalised.pth", f"{_RELEASE}/decoder.pth")
 _CHUNK = 1 << 20
+_HEX = re.compile(r"^[0-9a-f]{40}$|^[0-9a-f]{64}$")
 
 
 def cache_root() -> Path:
@@ -73,6 +79,37 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def check_sha256(path: str | Path, expected: str) -> None:
+    """Raise ``ValueError`` unless the file's sha256 is ``expected``."""
+    actual = sha256_file(path)
+    if actual != expected:
+        raise ValueError(
+            f"{path}: sha256 {actual} does not match the pinned {expected}; refusing to load it"
+        )
+
+
+def verify_download(path: str | Path) -> None:
+    """Check a Hub cache file against the id it is stored under (sha256 for LFS, git sha1).
+
+    The client checks sizes only; this catches same-size corruption. A bad blob is deleted so
+    the next call downloads it again. Files outside the Hub cache layout are left alone.
+    """
+    blob = Path(path).resolve()
+    if blob.parent.name != "blobs" or not _HEX.match(blob.name):
+        return
+    if len(blob.name) == 64:
+        actual = sha256_file(blob)
+    else:
+        data = blob.read_bytes()
+        actual = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+    if actual != blob.name:
+        blob.unlink()
+        raise ValueError(
+            f"{path}: content hash {actual} does not match the Hub's {blob.name}; the corrupted "
+            "download was removed: run again to download it afresh"
+        )
+
+
 def download_file(url: str, dest: Path, sha256: str | None = None) -> str:
     """Download ``url`` to ``dest`` with a progress bar; return the content's sha256.
 
@@ -106,6 +143,7 @@ def download_file(url: str, dest: Path, sha256: str | None = None) -> str:
         os.replace(partial, dest)
         return actual
     except urllib.error.HTTPError as error:
+        error.close()  # it holds the response's socket
         raise OSError(f"{url}: HTTP {error.code} {error.reason}") from None
     except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
         reason = getattr(error, "reason", error)
@@ -128,16 +166,19 @@ def original_model_dir() -> Path:
     from adain.convert import load_original
     from adain.pretrained import save_model_dir
 
-    downloads = cache_root() / "downloads"
-    provenance = {}
-    for name, (url, sha) in original_urls().items():
-        provenance[name] = {"url": url, "sha256": download_file(url, downloads / name, sha)}
-    # Structure check: the conversion refuses missing keys and wrong shapes, naming the file.
-    model = load_original(downloads / "vgg_normalised.pth", downloads / "decoder.pth")
-    save_model_dir(model, target, overwrite=True)
-    (target / "provenance.json").write_text(json.dumps(provenance, indent=2) + "\n")
-    for name in ORIGINAL_FILES:
-        (downloads / name).unlink(missing_ok=True)  # the converted folder is all that is needed
+    cache_root().mkdir(parents=True, exist_ok=True)
+    # A private folder per call, so concurrent first runs never read each other's partial files.
+    downloads = Path(tempfile.mkdtemp(prefix=".downloads-", dir=cache_root()))
+    try:
+        provenance = {}
+        for name, (url, sha) in original_urls().items():
+            provenance[name] = {"url": url, "sha256": download_file(url, downloads / name, sha)}
+        # Structure check: the conversion refuses missing keys and wrong shapes, naming the file.
+        model = load_original(downloads / "vgg_normalised.pth", downloads / "decoder.pth")
+        save_model_dir(model, target, overwrite=True)
+        (target / "provenance.json").write_text(json.dumps(provenance, indent=2) + "\n")
+    finally:
+        shutil.rmtree(downloads, ignore_errors=True)  # the converted folder is all that is needed
     print(
         f"adain: the default Hub model is not published yet; converted the original "
         f"pytorch-AdaIN release files into {target}",

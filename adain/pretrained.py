@@ -10,7 +10,6 @@ answers 404), the default falls back to the original release files (:mod:`adain.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -18,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from adain.download import sha256_file
+from adain.download import check_sha256, verify_download
 
 if TYPE_CHECKING:
     from adain.model import AdaIN
@@ -32,7 +31,6 @@ DEFAULT_SHA256: str | None = None
 MODEL_ENV = "ADAIN_MODEL"
 WEIGHTS_NAME = "model.safetensors"
 _REPO_ID = re.compile(r"^(?:(spaces|models)/)?([\w.-]+/[\w.-]+)$")
-_HEX = re.compile(r"^[0-9a-f]{40}$|^[0-9a-f]{64}$")
 
 
 def resolve_model_id(model: str | Path | None = None) -> str:
@@ -93,13 +91,22 @@ def fetch_model(model_id: str, revision: str | None = None) -> Path:
             return fetch_original(repo_id, repo_type, revision)
         _download(repo_id, "config.json", repo_type, revision)
         if is_default and DEFAULT_SHA256 is not None:
-            _check_sha256(weights, DEFAULT_SHA256)
+            check_sha256(weights, DEFAULT_SHA256)
         return Path(weights).parent
     except RepositoryNotFoundError:
         if is_default:
             from adain.download import original_model_dir
 
-            return original_model_dir()
+            try:
+                return original_model_dir()
+            except OSError as error:
+                raise OSError(
+                    f"the default {DEFAULT_REPO_ID} is not published on the Hub yet, and "
+                    f"downloading the original release files failed: {error}. Ways out: download "
+                    "vgg_normalised.pth and decoder.pth yourself, run `adain convert "
+                    "vgg_normalised.pth decoder.pth -o DIR` and pass --model DIR; or set "
+                    "ADAIN_ORIGINAL_URLS to a mirror"
+                ) from None
         raise ValueError(
             f"{model_id}: no Hub repository with this id, and no local folder of that name: "
             "check the spelling, or log in (`hf auth login`) if it is private"
@@ -156,28 +163,6 @@ def offline_message(model_id: str) -> str:
     return message
 
 
-def verify_download(path: str | Path) -> None:
-    """Check a Hub cache file against the id it is stored under (sha256 for LFS, git sha1).
-
-    The client checks sizes only; this catches same-size corruption. A bad blob is deleted so
-    the next call downloads it again. Files outside the Hub cache layout are left alone.
-    """
-    blob = Path(path).resolve()
-    if blob.parent.name != "blobs" or not _HEX.match(blob.name):
-        return
-    if len(blob.name) == 64:
-        actual = sha256_file(blob)
-    else:
-        data = blob.read_bytes()
-        actual = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
-    if actual != blob.name:
-        blob.unlink()
-        raise ValueError(
-            f"{path}: content hash {actual} does not match the Hub's {blob.name}; the corrupted "
-            "download was removed: run again to download it afresh"
-        )
-
-
 def _download(repo_id: str, filename: str, repo_type: str, revision: str | None) -> str:
     from huggingface_hub import hf_hub_download
 
@@ -191,14 +176,6 @@ def _download(repo_id: str, filename: str, repo_type: str, revision: str | None)
         ) from None
     verify_download(path)
     return path
-
-
-def _check_sha256(path: str | Path, expected: str) -> None:
-    actual = sha256_file(path)
-    if actual != expected:
-        raise ValueError(
-            f"{path}: sha256 {actual} does not match the pinned {expected}; refusing to load it"
-        )
 
 
 def save_model_dir(

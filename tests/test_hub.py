@@ -243,6 +243,17 @@ def test_original_sha_mismatch_is_refused(hub, monkeypatch, tmp_path):
     assert not list(cache.rglob("*.safetensors")) and not list(cache.rglob("*.pth*"))
 
 
+def test_failed_fallback_download_names_the_ways_out(hub, monkeypatch, tmp_path):
+    urls = f"{hub.cdn_url}/files/vgg_normalised.pth {hub.cdn_url}/files/decoder.pth"
+    monkeypatch.setenv("ADAIN_ORIGINAL_URLS", urls)  # the stand-in serves neither: 404
+    with pytest.raises(OSError) as error:
+        load_model()
+    message = str(error.value)
+    assert message.startswith(f"the default {DEFAULT_REPO_ID} is not published on the Hub yet")
+    assert "vgg_normalised.pth: HTTP 404" in message and "adain convert" in message
+    assert not list((tmp_path / "adain-cache").rglob("*.*"))
+
+
 @pytest.mark.parametrize("repo_type", ["model", "space"])
 def test_original_files_in_a_hub_repo_convert_on_the_fly(
     hub, monkeypatch, repo_type, content, style
