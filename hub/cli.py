@@ -25,6 +25,10 @@ Tag = Annotated[str | None, typer.Option(help="Tag the new commit (e.g. v1).")]
 Output = Annotated[
     Path | None, typer.Option("--output", "-o", help="Also keep the built folder here.")
 ]
+Overwrite = Annotated[bool, typer.Option(help="Replace an existing --output folder.")]
+Evaluation = Annotated[
+    Path | None, typer.Option(help="Markdown file with measured figures for the model card.")
+]
 DryRun = Annotated[
     bool, typer.Option(help="Build the folder and card (needs --output) without pushing.")
 ]
@@ -40,6 +44,15 @@ def _check(repo_id: str, dry_run: bool, output: Path | None) -> None:
         raise typer.BadParameter(f"{repo_id!r}: expected ORG/NAME", param_hint="--repo-id")
     if dry_run and output is None:
         raise typer.BadParameter("--dry-run needs --output DIR to keep the folder")
+
+
+def _read(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError as error:
+        raise typer.BadParameter(f"cannot read {path}: {error.strerror}") from None
 
 
 def _report(result: object, dry_run: bool) -> None:
@@ -81,6 +94,8 @@ def push(
     ] = None,
     output: Output = None,
     dry_run: DryRun = False,
+    evaluation: Evaluation = None,
+    overwrite: Overwrite = False,
 ) -> None:
     """Push a model folder or checkpoint with a rendered model card, in one commit."""
     _check(repo_id, dry_run, output)
@@ -88,7 +103,7 @@ def push(
 
     result = _run(
         run_push, source, repo_id, branch=branch, private=private, tag=tag, encoder=encoder,
-        output=output, dry_run=dry_run,
+        output=output, dry_run=dry_run, evaluation=_read(evaluation), overwrite=overwrite,
     )  # fmt: skip
     _report(result, dry_run)
 
@@ -104,6 +119,8 @@ def publish_original(
     tag: Tag = None,
     output: Output = None,
     dry_run: DryRun = False,
+    evaluation: Evaluation = None,
+    overwrite: Overwrite = False,
 ) -> None:
     """Convert the original release files and push them with their provenance."""
     _check(repo_id, dry_run, output)
@@ -111,6 +128,6 @@ def publish_original(
 
     result = _run(
         run_publish, vgg_file, decoder_file, repo_id, branch=branch, private=private, tag=tag,
-        output=output, dry_run=dry_run,
+        output=output, dry_run=dry_run, evaluation=_read(evaluation), overwrite=overwrite,
     )  # fmt: skip
     _report(result, dry_run)

@@ -123,12 +123,21 @@ def load_source(source: str | Path, encoder: str | None = None) -> tuple[AdaIN, 
     return model, config
 
 
-def build_folder(model: AdaIN, folder: Path, card_fields: dict[str, Any], repo_id: str) -> str:
-    """Write the ``save_pretrained`` folder with its card; return model.safetensors' sha256."""
+def build_folder(
+    model: AdaIN,
+    folder: Path,
+    card_fields: dict[str, Any],
+    repo_id: str,
+    overwrite: bool = False,
+) -> str:
+    """Write the ``save_pretrained`` folder with its card; return model.safetensors' sha256.
+
+    An existing non-empty ``folder`` is refused unless ``overwrite``.
+    """
     from adain.download import sha256_file
     from adain.pretrained import save_model_dir
 
-    save_model_dir(model, folder, overwrite=True)
+    save_model_dir(model, folder, overwrite=overwrite)
     sha = sha256_file(folder / "model.safetensors")
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     card = render_card(config, repo_id, sha, **card_fields)
@@ -172,8 +181,13 @@ def push(
     token: str | None = None,
     output: Path | None = None,
     dry_run: bool = False,
+    evaluation: str | None = None,
+    overwrite: bool = False,
 ) -> PushResult:
-    """Publish a model folder or a training checkpoint as ``repo_id`` in one commit."""
+    """Publish a model folder or a training checkpoint as ``repo_id`` in one commit.
+
+    ``evaluation`` is Markdown for the card's Evaluation section (measured figures only).
+    """
     model, train_config = load_source(source, encoder)
     if train_config:
         training = "Trained with `python -m train`; resolved config:\n\n```json\n"
@@ -190,7 +204,9 @@ def push(
             else "as stated by whoever trained it (see Provenance); the adain code is MIT."
         ),
     }
-    return _publish(model, repo_id, fields, branch, private, tag, token, output, dry_run)
+    if evaluation:
+        fields["evaluation"] = evaluation
+    return _publish(model, repo_id, fields, branch, private, tag, token, output, dry_run, overwrite)
 
 
 def publish_original(
@@ -204,6 +220,8 @@ def publish_original(
     token: str | None = None,
     output: Path | None = None,
     dry_run: bool = False,
+    evaluation: str | None = None,
+    overwrite: bool = False,
 ) -> PushResult:
     """Convert the original release files and publish them with their provenance."""
     from adain.convert import load_original
@@ -231,7 +249,9 @@ def publish_original(
         "deviations": "- The decoder was trained with the Lua statistics (biased variance); it is "
         "run here with pytorch-AdaIN's, as in that port.",
     }
-    return _publish(model, repo_id, fields, branch, private, tag, token, output, dry_run)
+    if evaluation:
+        fields["evaluation"] = evaluation
+    return _publish(model, repo_id, fields, branch, private, tag, token, output, dry_run, overwrite)
 
 
 def _publish(
@@ -244,11 +264,12 @@ def _publish(
     token: str | None,
     output: Path | None,
     dry_run: bool,
+    overwrite: bool,
 ) -> PushResult:
     fields = fields | {"revision": tag}
     with tempfile.TemporaryDirectory(prefix="adain-push-") as tmp:
         folder = Path(output) if output is not None else Path(tmp) / "model"
-        sha = build_folder(model, folder, fields, repo_id)
+        sha = build_folder(model, folder, fields, repo_id, overwrite=overwrite or output is None)
         if dry_run:
             return PushResult(repo_id, "", sha, str(folder))
         commit = upload(folder, repo_id, branch=branch, private=private, tag=tag, token=token)
