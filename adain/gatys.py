@@ -262,7 +262,9 @@ def gatys(
     style = _check_image(style, "style").to(device)
 
     objective = _Objective(encoder, content, style, config)
-    image = _initial_image(content, style, config, adain_model).detach().requires_grad_(True)
+    # Contiguous: L-BFGS flattens gradients with view(), and to_tensor() gives permuted strides.
+    start = _initial_image(content, style, config, adain_model)
+    image = start.detach().contiguous().requires_grad_(True)
     if config.optimizer == "lbfgs":
         # One iteration per step() call: PyTorch keeps the L-BFGS history in the optimiser
         # state, so this runs the same iterations as one call with max_iter=steps and lets
