@@ -140,8 +140,9 @@ def _grow(span: tuple[int, int], halo: int, limit: int) -> tuple[int, int]:
     return max(0, span[0] - halo), min(limit, span[1] + halo)
 
 
-def _pixels(span: tuple[int, int]) -> slice:
-    return slice(span[0] * DOWNSAMPLING, span[1] * DOWNSAMPLING)
+def _pixels(span: tuple[int, int], limit: int) -> slice:
+    # The last span may end inside a cell: ceil-mode pooling then sees the image's own edge.
+    return slice(span[0] * DOWNSAMPLING, min(span[1] * DOWNSAMPLING, limit))
 
 
 class _Moments:
@@ -227,7 +228,8 @@ def _transfer(
 def image_stats(runner: Runner, image: Tensor, tile: int | None = None) -> StyleStats:
     """relu4_1 statistics of a ``(B, 3, H, W)`` image (e.g. a huge style) in bounded memory."""
     plan = plan_tiles(*image.shape[:1], *image.shape[2:], _width(runner), tile=tile)
-    (moments,), _ = _pass_one(runner, _pad_to_multiple(image, DOWNSAMPLING), plan, None)
+    # Unpadded, as AdaIN.style_stats encodes styles.
+    (moments,), _ = _pass_one(runner, image, plan, None)
     return StyleStats(*moments.mean_std(runner.eps))
 
 
@@ -236,15 +238,16 @@ def _width(runner: Runner) -> int:
 
 
 def _pass_one(
-    runner: Runner, padded: Tensor, plan: TilePlan, share: Tensor | None
+    runner: Runner, image: Tensor, plan: TilePlan, share: Tensor | None
 ) -> tuple[list[_Moments], Tensor | None]:
-    cells = (padded.shape[2] // DOWNSAMPLING, padded.shape[3] // DOWNSAMPLING)
+    size = image.shape[2:]
+    cells = (math.ceil(size[0] / DOWNSAMPLING), math.ceil(size[1] / DOWNSAMPLING))
     regions = 1 if share is None else share.shape[1]
     moments = [_Moments() for _ in range(regions)]
     cache = None
     for rows, cols in _tiles(cells, plan.tile_cells):
         grow_r, grow_c = _grow(rows, ENCODER_HALO, cells[0]), _grow(cols, ENCODER_HALO, cells[1])
-        feats = runner.encode(padded[:, :, _pixels(grow_r), _pixels(grow_c)])
+        feats = runner.encode(image[:, :, _pixels(grow_r, size[0]), _pixels(grow_c, size[1])])
         core = feats[
             :,
             :,
@@ -339,7 +342,9 @@ def stylize_tiled(
                 _grow(dec_r, ENCODER_HALO, cells[0]),
                 _grow(dec_c, ENCODER_HALO, cells[1]),
             )
-            feats = runner.encode(padded[:, :, _pixels(enc_r), _pixels(enc_c)])
+            feats = runner.encode(
+                padded[:, :, _pixels(enc_r, padded.shape[2]), _pixels(enc_c, padded.shape[3])]
+            )
             feats = feats[
                 :,
                 :,

@@ -1,0 +1,137 @@
+"""Tiled stylisation: agreement with whole-image runs, exact statistics, memory planning."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from adain.runtime import Runner
+from adain.tiling import (
+    DEFAULT_MAX_MEMORY,
+    TilePlan,
+    image_stats,
+    needs_tiles,
+    parse_memory,
+    plan_tiles,
+    stylize_tiled,
+)
+from tests.conftest import TINY_WIDTH, smooth_image
+
+# Tiled and whole outputs (magnitude ~2) differ only by float summation order: the halos cover
+# the receptive fields, so we compare everywhere, borders included.
+ATOL = 1e-4
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Tiny convolutions: one thread avoids OpenMP spin-waits on a shared 2-core machine.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _runner(model) -> Runner:
+    return Runner(model, "cpu", channels_last=False)
+
+
+def _close(actual: torch.Tensor, expected: torch.Tensor) -> None:
+    diff = (actual - expected).abs()
+    assert actual.shape == expected.shape
+    assert diff.max() <= ATOL, f"max diff {diff.max():.2e}, mean {diff.mean():.2e}"
+
+
+@pytest.mark.parametrize("cache", [True, False])
+def test_tiled_matches_whole_image(tiny_model, style, cache):
+    # 101x133 px: not a multiple of 8 (reflect padding), 13x17 cells in 2x3 tiles of <= 8.
+    content = smooth_image(5, 101, 133)
+    with torch.inference_mode():
+        whole = tiny_model(content, style, 0.8)
+        stats = tiny_model.style_stats(style)
+        tiled = stylize_tiled(
+            _runner(tiny_model), content, [stats], 0.8, plan=TilePlan(8, cache, 0)
+        )
+    _close(tiled, whole)
+
+
+def test_tiled_matches_with_masks_and_weights(tiny_model, style):
+    content = smooth_image(6, 80, 112)
+    other = smooth_image(7, 40, 40)
+    masks = torch.rand(1, 2, 20, 28, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        stats = [tiny_model.style_stats(style), tiny_model.style_stats(other)]
+        runner = _runner(tiny_model)
+        whole = tiny_model(content, [style, other], 0.6, masks=masks)
+        _close(stylize_tiled(runner, content, stats, 0.6, masks=masks, tile=64), whole)
+        whole = tiny_model(content, [style, other], 1.3, weights=[0.25, 0.75])
+        tiled = stylize_tiled(runner, content, stats, 1.3, weights=[0.25, 0.75], tile=64)
+        _close(tiled, whole)
+
+
+def test_image_stats_are_the_whole_image_statistics(tiny_model):
+    image = smooth_image(8, 100, 70)
+    with torch.inference_mode():
+        expected = tiny_model.style_stats(image)
+        actual = image_stats(_runner(tiny_model), image, tile=64)
+    # Exact statistics: only the float summation order differs.
+    assert (actual.mean - expected.mean).abs().max() <= 1e-5 * expected.mean.abs().max()
+    assert (actual.std - expected.std).abs().max() <= 1e-5 * expected.std.abs().max()
+
+
+def test_stylize_task_api_tiles(tiny_model, content, style):
+    from adain.stylize import stylize
+
+    kwargs = {"model": tiny_model, "device": "cpu", "output": "tensor", "alpha": 0.7}
+    whole = stylize(content, style, **kwargs, preserve_color="luminance")
+    tiled = stylize(content, style, **kwargs, preserve_color="luminance", tile=64)
+    _close(tiled, whole)
+    tiled = stylize(content, style, **kwargs, preserve_color="luminance", max_memory="1G")
+    _close(tiled, whole)
+
+
+def test_plan_is_whole_image_when_it_fits():
+    plan = plan_tiles(1, 512, 512)
+    assert plan == TilePlan(64, True, plan.estimated_bytes)
+    assert plan.estimated_bytes <= DEFAULT_MAX_MEMORY
+
+
+@pytest.mark.parametrize("budget", ["3G", "1G", "600M"])
+def test_plan_fits_the_budget(budget):
+    limit = parse_memory(budget)
+    plan = plan_tiles(1, 4096, 4096, max_memory=limit)
+    assert plan.tile_cells < 512  # 4096 px does not fit whole in these budgets
+    assert plan.estimated_bytes <= limit
+    # Larger budgets give larger tiles; the smallest drops the feature cache.
+    assert plan.cache_features == (limit >= parse_memory("1G"))
+
+
+def test_plan_explains_a_budget_that_is_too_small():
+    with pytest.raises(ValueError, match="too small for a 8192x8192 image: allow at least"):
+        plan_tiles(1, 8192, 8192, max_memory=parse_memory("100M"))
+    with pytest.raises(ValueError, match="tile must be at least 64 px"):
+        plan_tiles(1, 512, 512, tile=32)
+
+
+def test_explicit_tile_rounds_to_cells():
+    assert plan_tiles(1, 1000, 1000, tile=300).tile_cells == 37
+    assert plan_tiles(1, 200, 200, tile=4096).tile_cells == 25
+
+
+def test_needs_tiles_only_for_large_images():
+    assert not needs_tiles(torch.zeros(1, 3, 1, 1).expand(1, 3, 1024, 1024))
+    assert needs_tiles(torch.zeros(1, 3, 1, 1).expand(1, 3, 8192, 8192))
+    assert needs_tiles(torch.zeros(1, 3, 1, 1).expand(1, 3, 2048, 2048))
+    assert not needs_tiles(torch.zeros(1, 3, 1, 1).expand(1, 3, 2048, 2048), TINY_WIDTH)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"), [("3G", 3 << 30), ("512M", 512 << 20), ("2GiB", 2 << 30), (1000, 1000)]
+)
+def test_parse_memory(text, expected):
+    assert parse_memory(text) == expected
+
+
+@pytest.mark.parametrize("text", ["lots", "-1G", "G"])
+def test_parse_memory_rejects_nonsense(text):
+    with pytest.raises(ValueError, match="memory size"):
+        parse_memory(text)
