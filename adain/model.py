@@ -17,6 +17,7 @@ from adain.decoder import Decoder
 from adain.encoder import CONTENT_LAYER, VGG19Encoder
 from adain.functional import (
     EPS,
+    adaptive_instance_norm,
     calc_mean_std,
     coral,
     masked_mean_std,
@@ -236,9 +237,7 @@ class AdaIN(
             if len(styles) > 1 and weights is None:
                 weights = [1.0] * len(styles)
             mixed = StyleStats.mix(styles, weights) if weights is not None else styles[0]
-            content_mean, content_std = calc_mean_std(content_feats, self.eps)
-            # Paper eq. 8.
-            target = (content_feats - content_mean) / content_std * mixed.std + mixed.mean
+            target = adaptive_instance_norm(content_feats, mixed.mean, mixed.std, self.eps)
         if alpha == 1.0:
             return target
         return alpha * target + (1.0 - alpha) * content_feats
