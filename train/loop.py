@@ -159,6 +159,26 @@ def compute_losses(
     return loss, parts, output
 
 
+def train_step(
+    accelerator: Any,
+    encoder: VGG19Encoder,
+    decoder: torch.nn.Module,
+    optimizer: Any,
+    scheduler: Any,
+    content: Tensor,
+    style: Tensor,
+    config: TrainConfig,
+) -> tuple[dict[str, Tensor], Tensor]:
+    """One optimisation step of the decoder; returns the loss parts and the decoded batch."""
+    with accelerator.autocast():
+        loss, parts, output = compute_losses(encoder, decoder, content, style, config)
+    accelerator.backward(loss)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return parts, output
+
+
 def _build_data(config: TrainConfig) -> tuple[PairSource, dict[str, Any]]:
     sources = []
     for stream, what in enumerate(("content", "style")):
@@ -260,12 +280,9 @@ def fit(config: TrainConfig) -> Path:
             skipped.update(bad)
             content = content.to(device, non_blocking=True)
             style = style.to(device, non_blocking=True)
-            with accelerator.autocast():
-                loss, parts, out = compute_losses(encoder, decoder, content, style, config)
-            accelerator.backward(loss)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+            parts, out = train_step(
+                accelerator, encoder, decoder, optimizer, scheduler, content, style, config
+            )
             step += 1
             images += content.shape[0] * accelerator.num_processes
             if config.log_every and (step % config.log_every == 0 or step == config.max_steps):
