@@ -140,7 +140,7 @@ def child(spec: dict) -> dict:
         from adain.tiling import image_stats, parse_memory, stylize_tiled
 
         tune_allocator()
-        model = AdaIN(encoder_depth="relu4_1")
+        model = AdaIN(encoder_depth="relu4_1", base_channels=spec.get("width", WIDTH))
         _he_init(list(model.modules()))
         runner = Runner(model, "cpu", compile=spec.get("compile", False))
         budget = parse_memory(spec["max_memory"]) if spec.get("max_memory") else None
@@ -174,6 +174,8 @@ def _row(result: dict, gemm: float) -> dict:
     style_size = min(result["size"], 512)
     # Useful work: the baseline's (a style encode per image), whatever a variant skips or adds.
     flops = stylisation_flops(result["size"], style_size) * result["batch"]
+    # A narrower VGG (--big-width) does ~(width / 64)^2 of the work.
+    flops *= (result.get("width", WIDTH) / WIDTH) ** 2
     return {
         **result,
         "median_s": median,
@@ -193,6 +195,9 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--batch-size", type=int, default=256, help="content px in the batch run")
     parser.add_argument("--big", type=int, nargs="*", default=[], help="adain only, 1 run each")
     parser.add_argument("--max-memory", default=None, help="adain's budget, e.g. 3G")
+    parser.add_argument(
+        "--big-width", type=int, default=WIDTH, help="VGG width of the --big runs (64: real)"
+    )
     parser.add_argument("--compile", action="store_true", help="also time adain + torch.compile")
     parser.add_argument("--json", type=Path, default=Path("benchmark_adain.json"))
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -212,6 +217,7 @@ def main(argv: list[str]) -> None:
     if args.batch:
         groups.append([(v, args.batch_size, args.batch) for v in ("baseline-batch", "adain-batch")])
     groups += [[("adain", size, 1)] for size in args.big]
+    big_width = {size: args.big_width for size in args.big}
 
     rows, baseline = [], {}
     header = f"{'variant':<15}{'size':>6}{'s/img':>9}{'img/s':>8}{'vs base':>8}"
@@ -227,6 +233,7 @@ def main(argv: list[str]) -> None:
                     # Warm-up only where a run is cheap; from 1024 px one run is representative.
                     "warmup": (size <= 512 and batch == 1) or variant == "adain-compile",
                     "compile": variant == "adain-compile", "max_memory": args.max_memory,
+                    "width": big_width.get(size, WIDTH) if batch == 1 else WIDTH,
                 }  # fmt: skip
                 result = _run_child(spec)
                 if variant in results:
