@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from adain.encoder import CAFFE_BGR_MEAN, VGG19Encoder
@@ -69,7 +70,7 @@ class GatysConfig:
     # Longer side in px that file inputs are resized to (neural-style -image_size 512); gatys()
     # itself optimises a tensor at the size it is given.
     image_size: int | None = 512
-    seed: int | None = 0  # noise seed; None draws from torch's global generator
+    seed: int | None = 0  # seed of the noise start; None: a fresh random seed each run
 
     def __post_init__(self) -> None:
         if len(self.layer_weights) != len(self.style_layers):
@@ -143,10 +144,6 @@ def _check_image(image: object, name: str) -> Tensor:
     return image.float()
 
 
-def _positions(feats: Tensor) -> int:
-    return feats.shape[2] * feats.shape[3]
-
-
 class _Objective:
     """Targets computed once, and the weighted loss of an image against them."""
 
@@ -169,32 +166,16 @@ class _Objective:
         config = self.config
         feats = self.encoder(image, self.layers)
         zero = image.new_zeros(())
-        if config.losses == "gatys":
-            content = sum(
-                (content_loss(feats[n], self.content_feats[n]) for n in config.content_layers), zero
-            )
-            style = sum(
-                (
-                    w * gram_loss(feats[n], self.style_grams[n] * _positions(feats[n]))
-                    for n, w in zip(config.style_layers, config.layer_weights, strict=True)
-                ),
-                zero,
-            )
+        if config.losses == "gatys":  # seed eq. 1 and eq. 4, the style Gram at this image's M_l
+            content_term = content_loss
+            style_term = lambda f, gram: gram_loss(f, gram * f.shape[2] * f.shape[3])  # noqa: E731
         else:  # neural-style's ContentLoss (MSECriterion) and StyleLoss (Gram / nElement, MSE)
-            content = sum(
-                (
-                    torch.nn.functional.mse_loss(feats[n], self.content_feats[n])
-                    for n in config.content_layers
-                ),
-                zero,
-            )
-            style = sum(
-                (
-                    w * gram_mse_loss(feats[n], self.style_grams[n])
-                    for n, w in zip(config.style_layers, config.layer_weights, strict=True)
-                ),
-                zero,
-            )
+            content_term, style_term = F.mse_loss, gram_mse_loss
+        content = sum(
+            (content_term(feats[n], self.content_feats[n]) for n in config.content_layers), zero
+        )
+        pairs = zip(config.style_layers, config.layer_weights, strict=True)
+        style = sum((w * style_term(feats[n], self.style_grams[n]) for n, w in pairs), zero)
         tv = total_variation_loss(image * PIXEL_SCALE) if config.tv_weight > 0 else zero
         total = (
             config.content_weight * content + config.style_weight * style + config.tv_weight * tv
