@@ -215,8 +215,9 @@ def warm_start_saving(
 
     Returns:
         ``{"targets": [{"content_iterations", "style_loss", "adain_iterations", "saved"}],
+        "adain_output_style_loss", "content_iterations_to_adain_output",
         "curves": {"content": [...], "adain": [...]}}``; ``curve[i]`` is the loss after ``i``
-        iterations; ``adain_iterations`` is ``None`` when the target was not reached.
+        iterations; an iteration count is ``None`` when the level was not reached.
     """
     config = dataclasses.replace(config or GatysConfig.gatys2016(), steps=max(checkpoints) + 1)
     curves: dict[str, list[float]] = {}
@@ -244,4 +245,10 @@ def warm_start_saving(
                 "saved": None if reached is None else needed - reached,
             }
         )
-    return {"targets": targets, "curves": curves}
+    adain_level = curves["adain"][0]  # the AdaIN output itself (paper Fig. 3's comparison)
+    return {
+        "targets": targets,
+        "adain_output_style_loss": adain_level,
+        "content_iterations_to_adain_output": _first_at_or_below(curves["content"], adain_level),
+        "curves": curves,
+    }
