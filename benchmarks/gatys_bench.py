@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import statistics
 import time
 from pathlib import Path
@@ -132,16 +133,21 @@ def iteration_flops(model, content, style, cfg) -> float:
     return float(counter.get_total_flops())
 
 
-def measure(size: int, width: int, iterations: int, warmup: int) -> dict:
+def measure(size: int, width: int, iterations: int, warmup: int, rounds: int) -> dict:
+    """Both variants in alternating rounds, so a change in machine load hits both alike."""
     model = random_model(width)
     content, style = smooth_images(size)
     cfg = GatysConfig.gatys2016(init="content")
     flops = iteration_flops(model, content, style, cfg)
     row = {"size": size, "width": width, "gflop_per_iteration": flops / 1e9}
-    for name, timer in (("baseline", time_baseline), ("gatys", time_gatys)):
-        times = timer(model, content, style, cfg, iterations, warmup)
-        median = statistics.median(times)
-        row[name] = {"s_per_iter": median, "min": min(times), "gflops": flops / median / 1e9}
+    timers = {"baseline": time_baseline, "gatys": time_gatys}
+    times: dict[str, list[float]] = {name: [] for name in timers}
+    for _ in range(rounds):
+        for name, timer in timers.items():
+            times[name] += timer(model, content, style, cfg, iterations, warmup)
+    for name, values in times.items():
+        median = statistics.median(values)
+        row[name] = {"s_per_iter": median, "min": min(values), "gflops": flops / median / 1e9}
     return row
 
 
@@ -159,20 +165,22 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks gatys", description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
     parser.add_argument("--width", type=int, default=64, help="VGG base width (64: VGG-19)")
-    parser.add_argument("--iterations", type=int, default=5, help="timed iterations per run")
+    parser.add_argument("--iterations", type=int, default=3, help="timed iterations per run")
     parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=2, help="alternating runs per variant")
     parser.add_argument("--warm-start", type=int, default=0, help="size in px (0: skip)")
     parser.add_argument("--checkpoints", type=int, nargs="+", default=[25, 50, 100])
     parser.add_argument("--json", type=Path, default=Path("benchmark_gatys.json"))
     args = parser.parse_args(argv)
 
     report: dict = {"threads": torch.get_num_threads(), "torch": torch.__version__, "rows": []}
+    report["loadavg_start"] = os.getloadavg()  # other work on the machine skews every figure
     print(
         f"{'size':>5} {'GFLOP/it':>9} {'baseline s/it':>14} {'gatys() s/it':>13} "
         f"{'baseline GFLOP/s':>17} {'gatys() GFLOP/s':>16}"
     )
     for size in args.sizes:
-        row = measure(size, args.width, args.iterations, args.warmup)
+        row = measure(size, args.width, args.iterations, args.warmup, args.rounds)
         report["rows"].append(row)
         base, ours = row["baseline"], row["gatys"]
         print(
@@ -188,5 +196,7 @@ def main(argv: list[str]) -> None:
                 f"  style loss {target['style_loss']:.4g}: content start "
                 f"{target['content_iterations']} it, AdaIN start {target['adain_iterations']} it"
             )
+    report["loadavg_end"] = os.getloadavg()
+    print(f"load average (1, 5, 15 min): {report['loadavg_start']} -> {report['loadavg_end']}")
     args.json.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.json}")
