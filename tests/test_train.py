@@ -343,3 +343,17 @@ def test_sigterm_mid_run_leaves_a_loadable_checkpoint(tmp_path: Path, data: dict
     state = load_checkpoint(run / "latest.pt")
     assert 1 <= state["step"] < 100_000
     assert not list(run.glob(".*tmp*"))  # no temporary files left behind
+
+
+def test_cli_module_is_light_and_mounted_in_adain():
+    code = (
+        "import sys; from typer.testing import CliRunner; import adain.cli; "
+        "result = CliRunner().invoke(adain.cli.app, ['train', '--help']); "
+        "assert 'torch' not in sys.modules, 'torch was imported'; print(result.output)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert "--resume" in done.stdout and "vgg_normalised" in done.stdout

@@ -1,5 +1,17 @@
 """Training AdaIN decoders (Huang & Belongie, 2017, Sec. 6.2): ``python -m train`` from a checkout.
 
+Usage (also ``adain train ...`` from the repository root)::
+
+    python -m train --config smoke --content DIR --style DIR --encoder MODEL_DIR -o runs/smoke
+    python -m train --config paper --content coco/ --style wikiart/ --encoder vgg_normalised.pth
+    accelerate launch -m train --config paper ... --set mixed_precision=bf16   # GPUs, DDP
+    python -m train --config paper ... --resume latest                         # continue
+
+``--content``/``--style`` take folders (searched recursively for images and ``.parquet`` shards,
+e.g. a local copy of ``huggan/wikiart``) or parquet files. The run folder gets ``config.toml``,
+``metrics.jsonl``, ``tensorboard/``, ``ckpt_{step}.pt`` + ``latest.pt`` and, when the run
+completes, ``model/`` (a ``save_pretrained`` folder for ``AdaIN.from_pretrained``).
+
 Public surface: :class:`train.config.TrainConfig`, :func:`train.loop.fit`,
 :func:`train.export.export`. Submodules import torch; this package file does not.
 """

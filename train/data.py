@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
@@ -160,7 +160,7 @@ class ImageSource(Dataset):
         else:
             try:
                 with Image.open(io.BytesIO(self._parquet_bytes(item))) as opened:
-                    image = opened.convert("RGB")
+                    image = ImageOps.exif_transpose(opened).convert("RGB")
             except (OSError, SyntaxError, ValueError) as error:
                 raise ImageError(f"{item.describe()}: unreadable image ({error})") from error
         if min(image.size) < self.min_side:

@@ -235,8 +235,14 @@ def fit(config: TrainConfig) -> Path:
     step, skipped, losses = 0, set(), {}
     if resume_from is not None:
         state = load_checkpoint(resume_from)
-        decoder.load_state_dict(state["decoder"])
-        optimizer.load_state_dict(state["optimizer"])
+        try:
+            decoder.load_state_dict(state["decoder"])
+            optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError) as error:
+            raise ValueError(
+                f"{resume_from} does not match this config (base_channels?): "
+                f"{str(error).strip().splitlines()[0]}"
+            ) from None
         scheduler.load_state_dict(state["scheduler"])
         step, skipped, losses = state["step"], set(state["skipped"]), state["losses"]
         _set_rng_state(state["rng"])
@@ -293,8 +299,9 @@ def fit(config: TrainConfig) -> Path:
             if config.sample_every and step % config.sample_every == 0:
                 log.samples(step, content, style, out)
             if accelerator.num_processes > 1:  # every process must stop at the same step
-                flag = torch.tensor([stop["signal"]], device=device)
-                stop["signal"] = int(accelerator.reduce(flag, "max").item())
+                flag = torch.tensor([float(stop["signal"] != 0)], device=device)
+                if accelerator.reduce(flag, "sum").item() > 0 and not stop["signal"]:
+                    stop["signal"] = int(signal.SIGTERM)
             if config.save_every and step % config.save_every == 0:
                 last = checkpoint()
         if step > start_step:
