@@ -53,11 +53,28 @@ _DEEP_LAYERS = ("conv4_2", "conv4_3", "conv4_4", "conv5_1")
 
 
 def _expected_shapes(encoder_depth: str, base_channels: int) -> dict[str, torch.Size]:
-    from adain.model import AdaIN
+    """Weight shapes of an :class:`~adain.model.AdaIN`, from the layer tables alone.
 
-    with torch.device("meta"):  # shapes only: no memory, no initialisation cost
-        model = AdaIN(encoder_depth=encoder_depth, base_channels=base_channels)
-    return {key: value.shape for key, value in model.state_dict().items()}
+    Building a model (even on the meta device) would cost seconds per process for nothing.
+    """
+    from adain.decoder import DECODER_LAYERS
+    from adain.encoder import LAYER_NAMES, VGG19_BLOCKS
+
+    shapes = {"encoder.preprocess.weight": (3, 3, 1, 1), "encoder.preprocess.bias": (3,)}
+    kept = LAYER_NAMES[: LAYER_NAMES.index(encoder_depth) + 1]
+    in_channels = 3
+    for block, (convs, multiple) in enumerate(VGG19_BLOCKS, start=1):
+        for n in range(1, convs + 1):
+            if f"conv{block}_{n}" in kept:
+                out_channels = base_channels * multiple
+                shapes[f"encoder.conv{block}_{n}.weight"] = (out_channels, in_channels, 3, 3)
+                shapes[f"encoder.conv{block}_{n}.bias"] = (out_channels,)
+                in_channels = out_channels
+    for name, in_multiple, out_multiple, _ in DECODER_LAYERS:
+        out_channels = base_channels * out_multiple if out_multiple else 3
+        shapes[f"decoder.{name}.weight"] = (out_channels, base_channels * in_multiple, 3, 3)
+        shapes[f"decoder.{name}.bias"] = (out_channels,)
+    return {key: torch.Size(shape) for key, shape in shapes.items()}
 
 
 def _map_keys(

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 import torch
 
-# Before anything imports huggingface_hub: no telemetry, and never the user's cache or token.
+# Before anything imports huggingface_hub (it reads these once, at import): no telemetry, and
+# never the user's cache, token or endpoint. Fixtures below also give each test its own cache.
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="adain-tests-hf-")
+atexit.register(shutil.rmtree, os.environ["HF_HOME"], ignore_errors=True)
+os.environ["HF_HUB_CACHE"] = os.path.join(os.environ["HF_HOME"], "hub")
+os.environ["ADAIN_CACHE"] = os.path.join(os.environ["HF_HOME"], "adain")
+os.environ.pop("HF_ENDPOINT", None)
+os.environ.pop("HF_HUB_OFFLINE", None)
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.pop("ADAIN_MODEL", None)
 os.environ.pop("HF_TOKEN", None)
@@ -23,6 +33,7 @@ def _isolated_hub_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: p
     home = tmp_path_factory.mktemp("hf_home")
     monkeypatch.setenv("HF_HOME", str(home))
     monkeypatch.setenv("HF_HUB_CACHE", str(home / "hub"))
+    monkeypatch.setenv("ADAIN_CACHE", str(home / "adain"))
     monkeypatch.delenv("ADAIN_MODEL", raising=False)
 
 

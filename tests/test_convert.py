@@ -162,3 +162,11 @@ def test_corrupt_t7_is_refused(tmp_path):
     path.write_bytes(b"\x04\x00\x00\x00garbage")
     with pytest.raises(ValueError, match="not a readable Lua Torch .t7 file"):
         read_original(path)
+
+
+@pytest.mark.parametrize("depth", ["relu4_1", "relu5_1"])
+def test_shape_table_matches_the_model(depth):
+    from adain.convert import _expected_shapes
+
+    model = AdaIN(encoder_depth=depth, base_channels=8)
+    assert _expected_shapes(depth, 8) == {k: v.shape for k, v in model.state_dict().items()}
