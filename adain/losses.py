@@ -12,6 +12,18 @@ from torch import Tensor
 
 from adain.functional import EPS, calc_mean_std, gram_matrix
 
+__all__ = [
+    "adain_content_loss",
+    "content_loss",
+    "gram_loss",
+    "gram_matrix",  # re-exported: the Gram loss's building block lives in functional.py
+    "gram_mse_loss",
+    "mean_std_loss",
+    "style_loss_gram",
+    "style_loss_mean_std",
+    "total_variation_loss",
+]
+
 
 def content_loss(generated: Tensor, target: Tensor) -> Tensor:
     """Gatys et al. eq. 1: ``L_content = 1/2 * sum_ij (F_ij - P_ij)^2`` (a sum, not a mean).
