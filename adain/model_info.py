@@ -173,10 +173,11 @@ def _weights_file(model_id: str, folder: Path, source: str, commit: str | None) 
 
 def _remote_parameters(model_id: str, commit: str | None) -> dict[str, int] | None:
     """Counts from the Hub's safetensors header (a small ranged read, not the weights)."""
-    from huggingface_hub import get_safetensors_metadata
+    from huggingface_hub import HfApi
 
     try:
-        metadata = get_safetensors_metadata(model_id, revision=commit)
+        # A client made per call: the module-level helpers keep the endpoint seen at import.
+        metadata = HfApi().get_safetensors_metadata(model_id, revision=commit)
     except Exception:  # counts are optional: the rest of the answer stands without them
         return None
     file = metadata.files_metadata.get(WEIGHTS_NAME)

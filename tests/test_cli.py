@@ -366,6 +366,53 @@ def test_info_bad_input(work):
     assert "has no config.json" in one_error_line(invoke("info", "c"))
 
 
+# Hub models, through the real client against a loopback stand-in (see test_hub.py) ----------
+
+
+@pytest.fixture
+def hub(work: Path, monkeypatch: pytest.MonkeyPatch):
+    """org/tiny: tag v1 is the width-8 test model, main a width-4 one."""
+    from hub_server import StandInHub
+    from huggingface_hub import constants
+
+    server = StandInHub()
+    monkeypatch.setattr(constants, "ENDPOINT", server.url)
+    template = f"{server.url}/{{repo_id}}/resolve/{{revision}}/{{filename}}"
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", template)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(work / "hf-cache"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("ADAIN_CACHE", str(work / "adain-cache"))
+    files = {p.name: p.read_bytes() for p in (work / "tiny-model").iterdir()}
+    server.v1 = server.commit("org/tiny", files)
+    make_model(width=4).save_pretrained(work / "wider")
+    server.commit("org/tiny", {p.name: p.read_bytes() for p in (work / "wider").iterdir()})
+    server.tag("org/tiny", "v1", server.v1)
+    yield server
+    server.stop()
+
+
+def test_info_from_a_hub_revision(hub, tiny_model):
+    result = invoke("info", "org/tiny", "--revision", "v1", "--json")
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.stdout)
+    assert info["source"] == "hub" and info["revision"] == hub.v1
+    assert info["config"]["base_channels"] == 8
+    assert info["parameters"]["total"] == sum(tiny_model.num_parameters().values())
+    assert "org/none is neither a folder nor a Hub" in one_error_line(invoke("info", "org/none"))
+
+
+def test_stylize_from_a_hub_revision(hub, work):
+    common = ["c/a.png", "-s", "s/x.png", "--device", "cpu"]
+    result = invoke("stylize", *common, "--model", "org/tiny", "--revision", "v1", "-o", "hub.png")
+    assert result.exit_code == 0, result.output
+    result = invoke("stylize", *common, "--model", work / "tiny-model", "-o", "dir.png")
+    assert result.exit_code == 0, result.output
+    assert torch.equal(pixels(work / "hub.png"), pixels(work / "dir.png"))
+    result = invoke("stylize", *common, "--model", "org/none", "-o", "none.png")
+    assert result.exit_code == 1 and "org/none" in one_error_line(result)
+    assert not (work / "none.png").exists()
+
+
 # Real ``python -m adain`` runs -----------------------------------------------------------------
 
 
@@ -397,32 +444,6 @@ def test_end_to_end_batch(work):
     sizes = {Path(r["output"]).name: load_image(work / r["output"]).size for r in records}
     assert sizes == {"a_y.png": (56, 40), "b_y.png": (32, 32), "x_y.png": (40, 48),
                      "y_y.png": (48, 32)}  # fmt: skip
-
-
-def test_info_from_a_hub_revision(work):
-    from hub_server import StandInHub
-
-    hub = StandInHub()
-    try:
-        files = {p.name: p.read_bytes() for p in (work / "tiny-model").iterdir()}
-        first = hub.commit("org/tiny", files)
-        wider = work / "wider"
-        make_model(width=4).save_pretrained(wider)
-        hub.commit("org/tiny", {p.name: p.read_bytes() for p in wider.iterdir()})
-        hub.tag("org/tiny", "v1", first)
-        env = {"HF_ENDPOINT": hub.url}
-        result = run_adain("info", "org/tiny", "--revision", "v1", "--json", env=env, cwd=work)
-        assert result.returncode == 0, result.stderr
-        info = json.loads(result.stdout)
-        assert info["source"] == "hub" and info["revision"] == first
-        assert info["config"]["base_channels"] == 8
-        assert info["parameters"]["total"] == sum(make_model().num_parameters().values())
-        missing = run_adain("info", "org/none", env=env, cwd=work)
-        assert missing.returncode == 1
-        assert missing.stderr.startswith("error: org/none is neither a folder nor a Hub")
-        assert len(missing.stderr.strip().splitlines()) == 1
-    finally:
-        hub.stop()
 
 
 @pytest.mark.slow
