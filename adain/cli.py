@@ -65,6 +65,10 @@ def _expected(error: BaseException) -> bool:
     http = sys.modules.get("httpx2")  # huggingface_hub's HTTP client: connection failures
     if http is not None and isinstance(error, http.HTTPError):
         return True
+    return _out_of_memory(error)
+
+
+def _out_of_memory(error: BaseException) -> bool:
     torch = sys.modules.get("torch")
     return torch is not None and isinstance(error, torch.OutOfMemoryError)
 
@@ -87,7 +91,7 @@ def _reported(debug: bool) -> Iterator[None]:
     except Exception as error:
         if debug or not _expected(error):
             raise
-        hint = " (out of memory: try --max-size or --device cpu)" if "memory" in str(error) else ""
+        hint = " (out of memory: try a smaller --max-size)" if _out_of_memory(error) else ""
         raise _fail(_one_line(error) + hint) from None
 
 
@@ -345,35 +349,6 @@ def style_encode(
         typer.echo(record["output"])
 
 
-def _format_info(info: dict[str, Any]) -> str:
-    revision = info["revision"] or "none (a local folder)"
-    lines = [
-        f"model       {info['model']}",
-        f"source      {info['source']}: {info['path']}",
-        f"revision    {revision}",
-        "config      " + ", ".join(f"{k}={v}" for k, v in sorted(info["config"].items())),
-    ]
-    parameters = info["parameters"]
-    if parameters is None:
-        lines.append("parameters  unknown (weights not downloaded)")
-    else:
-        lines.append("parameters  " + ", ".join(f"{k} {v:,}" for k, v in parameters.items()))
-    if info["weights_bytes"] is not None:
-        lines.append(f"weights     {info['weights_bytes'] / 1e6:.1f} MB")
-    card = info["card"]
-    if card is None:
-        lines.append("card        none (no README.md)")
-    else:
-        metadata = card["metadata"]
-        for key in sorted(metadata):
-            value = metadata[key]
-            shown = ", ".join(map(str, value)) if isinstance(value, list) else value
-            lines.append(f"card        {key}: {shown}")
-        if card["summary"]:
-            lines.append(f"summary     {card['summary']}")
-    return "\n".join(lines)
-
-
 @app.command()
 def info(
     model: Annotated[
@@ -387,10 +362,10 @@ def info(
 ) -> None:
     """Show a model's config, model card, parameter counts and source revision."""
     with _reported(debug):
-        from adain.model_info import describe_model
+        from adain.model_info import describe_model, format_description
 
         description = describe_model(model, revision=revision)
-    typer.echo(json.dumps(description) if as_json else _format_info(description))
+    typer.echo(json.dumps(description) if as_json else format_description(description))
 
 
 @app.command()

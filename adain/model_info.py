@@ -185,3 +185,33 @@ def _remote_parameters(model_id: str, commit: str | None) -> dict[str, int] | No
         return None
     header = {name: {"shape": info.shape} for name, info in file.tensors.items()}
     return count_parameters(header)
+
+
+def format_description(info: dict[str, Any]) -> str:
+    """:func:`describe_model`'s answer as aligned lines for a terminal."""
+    revision = info["revision"] or "none (a local folder)"
+    lines = [
+        f"model       {info['model']}",
+        f"source      {info['source']}: {info['path']}",
+        f"revision    {revision}",
+        "config      " + ", ".join(f"{k}={v}" for k, v in sorted(info["config"].items())),
+    ]
+    parameters = info["parameters"]
+    if parameters is None:
+        lines.append("parameters  unknown (weights not downloaded)")
+    else:
+        lines.append("parameters  " + ", ".join(f"{k} {v:,}" for k, v in parameters.items()))
+    if info["weights_bytes"] is not None:
+        lines.append(f"weights     {info['weights_bytes'] / 1e6:.1f} MB")
+    card = info["card"]
+    if card is None:
+        lines.append("card        none (no README.md)")
+    else:
+        metadata = card["metadata"]
+        for key in sorted(metadata):
+            value = metadata[key]
+            shown = ", ".join(map(str, value)) if isinstance(value, list) else value
+            lines.append(f"card        {key}: {shown}")
+        if card["summary"]:
+            lines.append(f"summary     {card['summary']}")
+    return "\n".join(lines)
