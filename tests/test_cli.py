@@ -130,12 +130,12 @@ def test_stylize_forwards_options_and_encodes_each_style_once(work, recorded):
 
 
 def test_stylize_weights_make_one_output_per_content(work, recorded):
-    args = ["c/a.png", "-s", "s/x.png", "-s", "s/y.png", "-w", 1, "-w", 3, "-o", "mix.png"]
-    result = invoke("stylize", *args, "--device", "cpu")
+    args = ["c/a.png", "-s", "s/x.png", "-s", "s/y.png", "-w", 1, "-w", 3]
+    result = invoke("stylize", *args, "--device", "cpu")  # no -o: the current folder
     assert result.exit_code == 0, result.output
     (call,) = recorded["stylize"]
     assert call["weights"] == [1.0, 3.0] and len(call["style"]) == 2 and call["alpha"] == 1.0
-    assert result.stdout.strip() == "mix.png" and (work / "mix.png").is_file()
+    assert result.stdout.strip() == "a_x+y.png" and (work / "a_x+y.png").is_file()
 
 
 def test_stylize_masks_are_forwarded_as_soft_weights(work, recorded):
