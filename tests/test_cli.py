@@ -435,8 +435,14 @@ def run_adain(*args: object, env: dict[str, str] | None = None, cwd: Path | None
     )
 
 
-def test_import_and_help_do_not_import_torch():
-    code = "import sys, adain.cli; assert 'torch' not in sys.modules, 'torch imported'"
+def test_import_help_and_info_do_not_import_torch(work):
+    code = (
+        "import sys, adain.cli; from typer.testing import CliRunner; "
+        "assert 'torch' not in sys.modules, 'import adain.cli imported torch'; "
+        f"result = CliRunner().invoke(adain.cli.app, ['info', {str(work / 'tiny-model')!r}]); "
+        "assert result.exit_code == 0, result.output; "
+        "assert 'torch' not in sys.modules, 'adain info imported torch'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=60)
     result = run_adain("--version")
     assert result.returncode == 0 and result.stdout.strip() == f"adain {adain.__version__}"
