@@ -28,6 +28,8 @@ from adain.image import (
 from adain.style import is_style_preset
 
 PRESET_SUFFIX = ".safetensors"
+# Output names list the styles of a mix up to this many, then count the rest.
+_MAX_NAMED_STYLES = 3
 
 
 def _is_hidden(path: Path) -> bool:
@@ -168,7 +170,10 @@ def _output_names(config: BatchConfig, contents: list[Path], styles: list[Path])
     taken: set[Path] = set()
     jobs = []
     for content, picked in combos:
-        stem = f"{content.stem}_{'+'.join(styles[k].stem for k in picked)}"
+        names = [styles[k].stem for k in picked]
+        if len(names) > _MAX_NAMED_STYLES:  # keep file names short with many mixed styles
+            names = [*names[:2], f"{len(names) - 2}-more"]
+        stem = f"{content.stem}_{'+'.join(names)}"
         path, n = output / f"{stem}{ext}", 1
         while path in taken:  # same stems from different folders: number them, never merge
             n += 1

@@ -228,6 +228,19 @@ def test_same_stems_are_numbered_not_merged(work):
     assert load_image(work / "out/a_x-2.png").size == (24, 24)
 
 
+def test_plan_names_long_mixes_and_checks_without_the_model(work):
+    from adain.batch import BatchConfig, plan
+
+    for k in range(5):
+        save_image(smooth_image(10 + k, 20, 20), work / "many" / f"st{k}.png")
+    batch = plan(BatchConfig(contents=["c"], styles=["many"], weights=[1] * 5, output=Path("o")))
+    assert [str(job.output) for job in batch.jobs] == [
+        "o/a_st0+st1+3-more.png", "o/b_st0+st1+3-more.png",
+    ]  # fmt: skip
+    assert [job.styles for job in batch.jobs] == [(0, 1, 2, 3, 4)] * 2
+    assert not (work / "o").exists()  # planning writes nothing
+
+
 def test_presets_replace_style_images(work):
     encode = ["style-encode", "s/x.png", "-o", "x.safetensors", *model_args(work)]
     assert invoke(*encode).exit_code == 0
