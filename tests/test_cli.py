@@ -191,6 +191,19 @@ def test_stylize_output_matches_the_library(work, tiny_model):
     assert torch.equal(pixels(work / "o.png"), pixels(work / "expected.png"))
 
 
+def test_masks_of_another_aspect_ratio_match_the_library(work, tiny_model):
+    masks = ["--mask", "m/left.png", "--mask", "m/right.png"]
+    result = invoke("stylize", "c/a.png", "-s", "s/x.png", "-s", "s/y.png", *masks, "-o", "m.png",
+                    *model_args(work))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    styles = [work / "s/x.png", work / "s/y.png"]
+    expected = adain.stylize.stylize(work / "c/a.png", styles, model=tiny_model, device="cpu",
+                                     masks=[work / "m/left.png", work / "m/right.png"])  # fmt: skip
+    assert expected.size == (56, 40)
+    save_image(expected, work / "expected.png")
+    assert torch.equal(pixels(work / "m.png"), pixels(work / "expected.png"))
+
+
 def test_json_records_sizes_and_glob(work):
     result = invoke("stylize", "c/**/*.jpg", "c/a.png", "-s", "s", "-o", "out",
                     "--content-size", 24, "--json", *model_args(work))  # fmt: skip
