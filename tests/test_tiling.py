@@ -78,9 +78,10 @@ def test_image_stats_are_the_whole_image_statistics(tiny_model):
     assert (actual.std - expected.std).abs().max() <= 1e-5 * expected.std.abs().max()
 
 
-def test_stylize_task_api_tiles(tiny_model, content, style):
+def test_stylize_task_api_tiles(tiny_model, style):
     from adain.stylize import stylize
 
+    content = smooth_image(9, 72, 96)  # 9x12 cells: 2x2 tiles of 64 px
     kwargs = {"model": tiny_model, "device": "cpu", "output": "tensor", "alpha": 0.7}
     whole = stylize(content, style, **kwargs, preserve_color="luminance")
     tiled = stylize(content, style, **kwargs, preserve_color="luminance", tile=64)
