@@ -391,18 +391,35 @@ def convert(
     typer.echo(str(output))
 
 
-# Sub-apps from other modules, merged at the top level when importable. train/ and hub/ exist only
-# in a checkout (the wheel ships adain alone); the modules must import no torch at module level.
+# Sub-apps merged at the top level. train/ and hub/ live beside adain/ in a checkout (the wheel
+# ships adain alone, STYLE.md section 2); their modules import no torch at module level.
 _OPTIONAL_APPS = ("adain.cli_gatys", "train.cli", "hub.cli")
+# Commands those checkout-only apps provide, so an installed wheel can say how to get them.
+_CHECKOUT_COMMANDS = {"train.cli": ("train",), "hub.cli": ("push", "publish-original")}
+_CHECKOUT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _checkout_only(name: str) -> None:
+    def command() -> None:
+        raise _fail(
+            f"`adain {name}` needs a checkout of the adain repository (train/ and hub/ are not "
+            "in the wheel): clone it, `pip install -e '.[train]'`, and run it from there"
+        )
+
+    app.command(name, help=f"(needs a checkout of the repository) {name}")(command)
 
 
 def _mount_optional_apps() -> None:
+    if (_CHECKOUT_ROOT / "train" / "cli.py").is_file() and str(_CHECKOUT_ROOT) not in sys.path:
+        sys.path.append(str(_CHECKOUT_ROOT))  # an editable install: the checkout's train/, hub/
     for module_name in _OPTIONAL_APPS:
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as error:
             if error.name is not None and module_name.startswith(error.name):
-                continue  # not in this install (e.g. train/ outside a checkout)
+                for name in _CHECKOUT_COMMANDS.get(module_name, ()):
+                    _checkout_only(name)
+                continue
             raise
         app.add_typer(module.app)
 
