@@ -1,5 +1,5 @@
 """AdaIN against the Gram method on the same images: wall time and losses, as the AdaIN paper's
-Fig. 3 and Table 1 compare them, in one labelled figure and a JSON-able dict.
+Fig. 3 and speed table compare them, in one labelled figure and a JSON-able dict.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from adain.model import AdaIN
 
 DEFAULT_ALPHAS = (0.25, 0.5, 1.0)
 # Gatys snapshots: the AdaIN paper reports Gatys reaching AdaIN's style loss after ~80-100
-# iterations (Fig. 3) and times it at 500 (Table 1).
+# iterations (Fig. 3) and times it at 500 (its speed table).
 DEFAULT_STEPS = (10, 100, 500)
 _INK, _BACKGROUND = (30, 30, 30), (255, 255, 255)
 

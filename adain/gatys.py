@@ -50,14 +50,16 @@ class GatysConfig:
     content_layers: tuple[str, ...] = GATYS_CONTENT_LAYERS  # Gatys 2016 Sec. 3; neural-style
     style_layers: tuple[str, ...] = GATYS_STYLE_LAYERS  # Gatys 2016 Sec. 3; neural-style
     layer_weights: tuple[float, ...] = (0.2,) * 5  # w_l = 1/5 on those layers: Gatys 2016 Sec. 3
-    content_weight: float = 1.0  # alpha; Gatys 2016 Fig. 3 alpha/beta = 1e-3 for most images
-    style_weight: float = 1e3  # beta; with alpha = 1 the ratio above
+    # alpha/beta = 1e-3: the ratio of most of Gatys et al.'s figures (the arXiv version,
+    # 1508.06576, shows 1e-3 and 1e-4; from the papers' text, not their code: verify per figure).
+    content_weight: float = 1.0  # alpha
+    style_weight: float = 1e3  # beta
     tv_weight: float = 0.0  # Gatys 2016 uses none; neural-style -tv_weight 1e-3
     # "gatys": seed formulas (1/2 sum, 1/(4 N^2 M^2)); "neural_style": its MSE-based modules.
     losses: Literal["gatys", "neural_style"] = "gatys"
     pooling: Literal["max", "avg"] = "avg"  # Gatys 2016 Sec. 2: average pooling looked better
     optimizer: Literal["lbfgs", "adam"] = "lbfgs"  # Gatys 2016 Sec. 2: L-BFGS
-    steps: int = 500  # AdaIN paper Sec. 7.2 times Gatys at 500 iterations
+    steps: int = 500  # the AdaIN paper's speed table times Gatys at 500 iterations
     # None: 1.0 for L-BFGS (torch optim.lbfgs default, neural-style) and 10/255 for Adam
     # (neural-style -learning_rate 1e1 in 0-255 pixel units).
     lr: float | None = None
