@@ -17,8 +17,8 @@ _EXPORTS = {
     "StyleStats": "adain.style",
     "DEFAULT_REPO_ID": "adain.pretrained",
     "load_model": "adain.pretrained",
-    "encode_style": "adain.stylize",
-    "stylize": "adain.stylize",
+    "encode_style": "adain.task",
+    "stylize": "adain.task",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -28,8 +28,8 @@ if TYPE_CHECKING:
     from adain.pretrained import DEFAULT_REPO_ID as DEFAULT_REPO_ID
     from adain.pretrained import load_model as load_model
     from adain.style import StyleStats as StyleStats
-    from adain.stylize import encode_style as encode_style
-    from adain.stylize import stylize as stylize
+    from adain.task import encode_style as encode_style
+    from adain.task import stylize as stylize
 
 
 def __getattr__(name: str) -> object:

@@ -92,7 +92,7 @@ class Job:
 class BatchConfig:
     """Everything a ``stylize`` batch needs; option names match the CLI's.
 
-    ``None`` and 0 sizes keep the input size (see :func:`adain.stylize.stylize`).
+    ``None`` and 0 sizes keep the input size (see :func:`adain.task.stylize`).
     """
 
     contents: Sequence[str | Path]
@@ -237,7 +237,7 @@ def run(batch: Plan) -> Iterator[dict[str, Any]]:
     """
     from adain.pretrained import load_model
     from adain.style import StyleStats
-    from adain.stylize import encode_style, get_device, stylize
+    from adain.task import encode_style, get_device, stylize
 
     config = batch.config
     device = get_device(config.device)  # a missing device is an error before the model loads
@@ -303,7 +303,7 @@ def save_preset(
         A JSON-able record: ``output``, ``styles``, ``weights``, ``channels``, ``layer``.
     """
     from adain.style import StyleStats
-    from adain.stylize import encode_style, get_device
+    from adain.task import encode_style, get_device
 
     paths = expand_paths(styles, "style", presets=True)
     if output.suffix.lower() != PRESET_SUFFIX:

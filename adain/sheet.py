@@ -107,7 +107,7 @@ def sweep_sheet(config: SweepConfig) -> Image.Image:
     """
     from adain.pretrained import load_model
     from adain.style import StyleStats
-    from adain.stylize import encode_style, get_device, stylize
+    from adain.task import encode_style, get_device, stylize
 
     if not config.styles:
         raise ValueError("give at least one --style")

@@ -1,4 +1,8 @@
-"""Task API over images: what a user does with files, PIL images and tensors."""
+"""Task API over images: what a user does with files, PIL images and tensors.
+
+Named ``task`` rather than STYLE.md's ``stylize.py``: a submodule named like the function
+``adain.stylize`` would replace that function on the package as soon as it was imported.
+"""
 
 from __future__ import annotations
 

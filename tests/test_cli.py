@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 import adain
 import adain.pretrained
 import adain.sheet
-import adain.stylize
+import adain.task
 from adain.cli import app
 from adain.image import load_image, save_image
 from adain.sheet import contact_sheet
@@ -86,7 +86,7 @@ def model_args(work: Path) -> list[str]:
 def recorded(monkeypatch: pytest.MonkeyPatch, tiny_model) -> dict[str, list]:
     """Replace model loading, style encoding and stylize with recorders."""
     calls: dict[str, list] = {"load_model": [], "encode_style": [], "stylize": []}
-    real_encode = adain.stylize.encode_style
+    real_encode = adain.task.encode_style
 
     def load_model(model, revision=None, device=None):
         calls["load_model"].append({"model": model, "revision": revision})
@@ -101,8 +101,8 @@ def recorded(monkeypatch: pytest.MonkeyPatch, tiny_model) -> dict[str, list]:
         return content.copy()
 
     monkeypatch.setattr(adain.pretrained, "load_model", load_model)
-    monkeypatch.setattr(adain.stylize, "encode_style", encode_style)
-    monkeypatch.setattr(adain.stylize, "stylize", stylize)
+    monkeypatch.setattr(adain.task, "encode_style", encode_style)
+    monkeypatch.setattr(adain.task, "stylize", stylize)
     return calls
 
 
@@ -165,7 +165,7 @@ def test_interpolate_forwards_the_sweeps(work, monkeypatch, tiny_model):
         return content.copy()
 
     monkeypatch.setattr(adain.pretrained, "load_model", lambda *a, **k: tiny_model)
-    monkeypatch.setattr(adain.stylize, "stylize", stylize)
+    monkeypatch.setattr(adain.task, "stylize", stylize)
     result = invoke(
         "interpolate", "c/a.png", "-s", "s/x.png", "-s", "s/y.png", "--alpha", 0,
         "--alpha", 1.5, "--steps", 3, "--device", "cpu",
@@ -184,7 +184,7 @@ def test_stylize_output_matches_the_library(work, tiny_model):
     result = invoke("stylize", "c/a.png", "-s", "s/x.png", "-o", "o.png", "--alpha", 0.7, "-q",
                     *model_args(work))  # fmt: skip
     assert result.exit_code == 0 and result.stdout == "", result.output
-    expected = adain.stylize.stylize(
+    expected = adain.task.stylize(
         work / "c/a.png", work / "s/x.png", model=tiny_model, alpha=0.7, device="cpu"
     )
     save_image(expected, work / "expected.png")
@@ -197,7 +197,7 @@ def test_masks_of_another_aspect_ratio_match_the_library(work, tiny_model):
                     *model_args(work))  # fmt: skip
     assert result.exit_code == 0, result.output
     styles = [work / "s/x.png", work / "s/y.png"]
-    expected = adain.stylize.stylize(work / "c/a.png", styles, model=tiny_model, device="cpu",
+    expected = adain.task.stylize(work / "c/a.png", styles, model=tiny_model, device="cpu",
                                      masks=[work / "m/left.png", work / "m/right.png"])  # fmt: skip
     assert expected.size == (56, 40)
     save_image(expected, work / "expected.png")
@@ -281,7 +281,7 @@ def test_interpolate_sheet_layout_and_tiles(work, tiny_model):
     # Rows: header (3), alpha sweep x (1), alpha sweep y (1), mix x->y (2); labels 16 px.
     assert sheet.size == (8 + 3 * (48 + 8), 8 + 4 * (48 + 16 + 8))
     # Row 1, column 0 is x at alpha 1: the library's result, as a thumbnail in its box.
-    tile = adain.stylize.stylize(work / "c/a.png", work / "s/x.png", model=tiny_model)
+    tile = adain.task.stylize(work / "c/a.png", work / "s/x.png", model=tiny_model)
     tile.thumbnail((48, 48), Image.Resampling.LANCZOS)
     left, top = 8, 8 + 72 + (48 - tile.height) // 2
     box = sheet.crop((left, top, left + tile.width, top + tile.height))

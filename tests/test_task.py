@@ -9,7 +9,7 @@ from PIL import Image
 
 from adain.image import save_image, to_tensor
 from adain.pretrained import load_model, resolve_model_id
-from adain.stylize import encode_style, get_device, stylize
+from adain.task import encode_style, get_device, stylize
 
 
 @pytest.fixture

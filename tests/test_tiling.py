@@ -79,7 +79,7 @@ def test_image_stats_are_the_whole_image_statistics(tiny_model):
 
 
 def test_stylize_task_api_tiles(tiny_model, style):
-    from adain.stylize import stylize
+    from adain.task import stylize
 
     content = smooth_image(9, 72, 96)  # 9x12 cells: 2x2 tiles of 64 px
     kwargs = {"model": tiny_model, "device": "cpu", "output": "tensor", "alpha": 0.7}
