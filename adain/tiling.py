@@ -28,8 +28,9 @@ from adain.style import StyleStats
 
 # Working memory of one forward pass per input pixel at base width 64 (bytes): the full-
 # resolution stages hold two or three 64-channel fp32 maps at once (2 x 64 x 4 = 512 B) plus
-# layout copies; measured peak RSS growth was ~700-900 B/px on the CPU (benchmarks/).
-BYTES_PER_PIXEL = 1024
+# layout copies and allocator slack; peak RSS grew by ~1.6 KB per tile pixel in the 4096 px
+# benchmark run on the CPU (python -m benchmarks adain --big 4096).
+BYTES_PER_PIXEL = 1664
 # Default budget for the stylisation's own memory (image, output, features, tiles).
 DEFAULT_MAX_MEMORY = 2 << 30
 # Halos in relu4_1 cells (8 px): the encoder's receptive field is ~37 px, the decoder's ~30 px.
