@@ -155,6 +155,9 @@ def compare(
         adain_records.append(record)
         adain_images.append(out)
 
+    # Warm-up: a one-step run pays one-off costs (torch imports its compiler stack the first
+    # time an optimiser is built: seconds) that are not the Gram method's per-iteration cost.
+    gatys(content, style, dataclasses.replace(config, steps=1), model=model)
     wanted, snapshots = set(steps), {}
     start = time.perf_counter()
 
