@@ -32,15 +32,6 @@ ROOT = Path(__file__).parent.parent
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # The tensors here are tiny: one thread avoids OpenMP waits on a shared, busy CPU.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def invoke(*args: object):
     return runner.invoke(app, [str(a) for a in args])
 

@@ -18,18 +18,6 @@ from adain.image import save_image
 from adain.losses import content_loss, total_variation_loss
 from tests.conftest import smooth_image
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Width-8 models are per-op overhead: on a busy 2-core machine two OpenMP threads wait for a
-    # scheduler slice at every op's barrier (one 32 px AdaIN forward: 1.07 s with 2 threads,
-    # 0.018 s with 1, measured at load average 9).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # --- The seed's worked examples -------------------------------------------------------------
 # REFERENCE.md gives only the results (219/2 and 37), not the matrices, so these matrices were
 # constructed here to reproduce exactly those values.

@@ -67,9 +67,7 @@ def workdir(tmp_path, monkeypatch):
     make_model().save_pretrained(model_dir)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("ADAIN_MODEL", str(model_dir))
-    torch.set_num_threads(1)  # tiny convolutions: threads cost more than they save
-    yield tmp_path, model_dir
-    torch.set_num_threads(2)
+    return tmp_path, model_dir
 
 
 def test_python_block_runs(workdir):

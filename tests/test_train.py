@@ -36,15 +36,6 @@ LOSS_RATIO = 0.6
 TRAIN_RATIO = 0.5
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny models on a shared 2-core machine: one thread is ~15x faster than two under load.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _png_bytes(seed: int, height: int, width: int) -> bytes:
     buffer = io.BytesIO()
     to_pil(smooth_image(seed, height, width)).save(buffer, format="PNG")
