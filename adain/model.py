@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -66,6 +66,43 @@ def _pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
     if pad_h == 0 and pad_w == 0:
         return x
     return F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
+
+
+def resolve_styles(
+    styles: Sequence[StyleInput],
+    content: Tensor,
+    preserve_color: PreserveColor | None,
+    stats_of: Callable[[Tensor], StyleStats],
+) -> list[StyleStats]:
+    """Style images or statistics -> statistics, recolouring images first for ``"coral"``.
+
+    Args:
+        styles: style images ``(B or 1, 3, h, w)`` in [0, 1] and/or :class:`StyleStats`.
+        content: ``(B, 3, H, W)`` content, whose colours ``"coral"`` copies into each style.
+        preserve_color: ``None``, ``"coral"`` or ``"luminance"`` (validated here).
+        stats_of: encodes one style image into its statistics (e.g. :meth:`AdaIN.style_stats`).
+    """
+    if not styles:
+        raise ValueError("give at least one style")
+    if preserve_color not in (None, "coral", "luminance"):
+        raise ValueError(
+            f"preserve_color must be 'coral', 'luminance' or None, got {preserve_color!r}"
+        )
+    stats = []
+    for style in styles:
+        if isinstance(style, StyleStats):
+            if preserve_color == "coral":
+                raise ValueError(
+                    "preserve_color='coral' recolours the style image: pass images, not "
+                    "StyleStats (or use preserve_color='luminance')"
+                )
+            stats.append(style)
+            continue
+        style = _check_image(style, "style")
+        if preserve_color == "coral":
+            style = coral(style.expand(content.shape[0], -1, -1, -1), content)
+        stats.append(stats_of(style))
+    return stats
 
 
 class AdaIN(
@@ -294,26 +331,7 @@ class AdaIN(
         """
         _check_image(content, "content")
         styles = list(style) if isinstance(style, list | tuple) else [style]
-        if not styles:
-            raise ValueError("give at least one style")
-        if preserve_color not in (None, "coral", "luminance"):
-            raise ValueError(
-                f"preserve_color must be 'coral', 'luminance' or None, got {preserve_color!r}"
-            )
-        stats = []
-        for s in styles:
-            if isinstance(s, StyleStats):
-                if preserve_color == "coral":
-                    raise ValueError(
-                        "preserve_color='coral' recolours the style image: pass images, not "
-                        "StyleStats (or use preserve_color='luminance')"
-                    )
-                stats.append(s)
-                continue
-            s = _check_image(s, "style")
-            if preserve_color == "coral":
-                s = coral(s.expand(content.shape[0], -1, -1, -1), content)
-            stats.append(self.style_stats(s))
+        stats = resolve_styles(styles, content, preserve_color, self.style_stats)
 
         height, width = content.shape[2:]
         padded = _pad_to_multiple(content, DOWNSAMPLING)

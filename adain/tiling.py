@@ -21,8 +21,15 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from adain.functional import coral, transfer_luminance
-from adain.model import DOWNSAMPLING, AdaIN, PreserveColor, _pad_to_multiple, check_alpha
+from adain.functional import transfer_luminance
+from adain.model import (
+    DOWNSAMPLING,
+    AdaIN,
+    PreserveColor,
+    _pad_to_multiple,
+    check_alpha,
+    resolve_styles,
+)
 from adain.runtime import Precision, Runner
 from adain.style import StyleStats
 
@@ -395,25 +402,9 @@ def stylize_tensor(
     works as in :meth:`AdaIN.forward`. Returns ``(B, 3, H, W)`` unclamped, on ``content``'s
     device, running on the model's device.
     """
-    if preserve_color not in (None, "coral", "luminance"):
-        raise ValueError(
-            f"preserve_color must be 'coral', 'luminance' or None, got {preserve_color!r}"
-        )
     device = next(model.parameters()).device
     runner = Runner(model, device, precision=precision, compile=compile)
-    stats = []
-    for style in styles:
-        if isinstance(style, StyleStats):
-            if preserve_color == "coral":
-                raise ValueError(
-                    "preserve_color='coral' recolours the style image: pass images, not "
-                    "StyleStats (or use preserve_color='luminance')"
-                )
-            stats.append(style)
-            continue
-        if preserve_color == "coral":
-            style = coral(style.expand(content.shape[0], -1, -1, -1), content)
-        stats.append(image_stats(runner, style))
+    stats = resolve_styles(styles, content, preserve_color, lambda s: image_stats(runner, s))
     budget = None if max_memory is None else parse_memory(max_memory)
     out = stylize_tiled(
         runner, content, stats, alpha, weights=weights, masks=masks, tile=tile, max_memory=budget
