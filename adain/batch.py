@@ -112,6 +112,9 @@ class BatchConfig:
     overwrite: bool = False
     quality: int | None = None
     ext: str = ".png"  # format of the files written into an output folder
+    tile: int | None = None  # tile side in px; None: automatic above max_memory (adain.tiling)
+    max_memory: str | None = None  # e.g. "3G"; None: adain.tiling.DEFAULT_MAX_MEMORY
+    precision: str = "fp32"  # fp32, or bf16/fp16 on GPUs (adain.runtime)
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,18 @@ def _check_options(config: BatchConfig, num_styles: int) -> None:
         raise ValueError(f"--max-pixels must be > 0, got {config.max_pixels}")
     if config.quality is not None and not 1 <= config.quality <= 100:
         raise ValueError(f"--quality must be between 1 and 100, got {config.quality}")
+    if config.precision not in ("fp32", "bf16", "fp16"):
+        raise ValueError(f"--precision must be fp32, bf16 or fp16, got {config.precision!r}")
+    if config.tile is not None or config.max_memory is not None:
+        from adain.model import DOWNSAMPLING
+        from adain.tiling import MIN_TILE_CELLS, parse_memory
+
+        if config.tile is not None and config.tile < MIN_TILE_CELLS * DOWNSAMPLING:
+            raise ValueError(
+                f"--tile must be at least {MIN_TILE_CELLS * DOWNSAMPLING} px, got {config.tile}"
+            )
+        if config.max_memory is not None:
+            parse_memory(config.max_memory)
 
 
 def _output_names(config: BatchConfig, contents: list[Path], styles: list[Path]) -> list[Job]:
@@ -266,6 +281,9 @@ def run(batch: Plan) -> Iterator[dict[str, Any]]:
             content_size=config.content_size,
             max_size=config.max_size,
             device=device,
+            tile=config.tile,
+            max_memory=config.max_memory,
+            precision=config.precision,  # type: ignore[arg-type]
         )
         save_image(result, job.output, quality=config.quality)
         yield {

@@ -152,6 +152,17 @@ Weights = Annotated[
     typer.Option("--weight", "-w", help="Mix the styles with one weight per style (repeatable)."),
 ]
 Overwrite = Annotated[bool, typer.Option(help="Replace existing output files.")]
+Tile = Annotated[
+    int | None,
+    typer.Option(help="Process in tiles of this many px (default: automatic above --max-memory)."),
+]
+MaxMemory = Annotated[
+    str | None,
+    typer.Option(help="Memory budget that picks the tile size, e.g. 3G (default: 2G)."),
+]
+Precision = Annotated[
+    str, typer.Option(help="fp32, or bf16/fp16 on GPUs (faster, within 6e-2 of fp32).")
+]
 Quality = Annotated[int | None, typer.Option(help="JPEG/WebP quality, 1-100.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
 Debug = Annotated[bool, typer.Option(help="Show tracebacks instead of one-line errors.")]
@@ -200,6 +211,9 @@ def stylize(
     ] = None,
     overwrite: Overwrite = False,
     quality: Quality = None,
+    tile: Tile = None,
+    max_memory: MaxMemory = None,
+    precision: Precision = "fp32",
     quiet: Quiet = False,
     as_json: AsJson = False,
     debug: Debug = False,
@@ -210,13 +224,18 @@ def stylize(
     """
     with _reported(debug):
         from adain.batch import BatchConfig, plan, run
+        from adain.runtime import tune_allocator
 
+        tune_allocator()  # process-wide, so here at the entry point rather than in the library
         config = BatchConfig(
             contents=content,
             styles=style,
             device=device,
             overwrite=overwrite,
+            precision=precision,
             **_options(
+                tile=tile,
+                max_memory=max_memory,
                 output=output,
                 alpha=alpha,
                 weights=weight,

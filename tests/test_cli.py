@@ -485,3 +485,23 @@ def test_unreachable_hub(work):
     assert result.returncode == 1
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert not list(work.glob("*.png"))
+
+
+def test_tiling_and_precision_options_are_forwarded(work, recorded):
+    result = invoke("stylize", "c/a.png", "-s", "s/x.png", "-o", "o.png",
+                    "--tile", 128, "--max-memory", "3G", "--precision", "bf16")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    (call,) = recorded["stylize"]
+    assert (call["tile"], call["max_memory"], call["precision"]) == (128, "3G", "bf16")
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [("--tile", "8", "--tile must be at least 64 px"),
+     ("--max-memory", "lots", "cannot read memory size"),
+     ("--precision", "fp8", "--precision must be fp32, bf16 or fp16")],
+)  # fmt: skip
+def test_bad_tiling_options(work, option, value, message):
+    result = invoke("stylize", "c/a.png", "-s", "s/x.png", "-o", "o.png", option, value)
+    assert result.exit_code == 1 and message in result.output
+    assert not Path("o.png").exists()
