@@ -95,3 +95,27 @@ def content() -> torch.Tensor:
 @pytest.fixture
 def style() -> torch.Tensor:
     return smooth_image(2, 48, 56)
+
+
+@pytest.fixture
+def stand_in_hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """A loopback stand-in Hub (tests/hub_server.py) that the real huggingface_hub client uses.
+
+    huggingface_hub reads ``HF_ENDPOINT`` and ``HF_HUB_CACHE`` once, at import, so in-process
+    tests patch its ``constants``; the environment variables are for subprocesses.
+    """
+    from hub_server import StandInHub
+    from huggingface_hub import constants
+
+    server = StandInHub()
+    template = f"{server.url}/{{repo_id}}/resolve/{{revision}}/{{filename}}"
+    monkeypatch.setattr(constants, "ENDPOINT", server.url)
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", template)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_ENDPOINT", server.url)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setenv("ADAIN_CACHE", str(tmp_path / "adain-cache"))
+    monkeypatch.delenv("ADAIN_ORIGINAL_URLS", raising=False)
+    yield server
+    server.stop()

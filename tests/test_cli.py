@@ -395,25 +395,15 @@ def test_info_bad_input(work):
 
 
 @pytest.fixture
-def hub(work: Path, monkeypatch: pytest.MonkeyPatch):
+def hub(work: Path, stand_in_hub):
     """org/tiny: tag v1 is the width-8 test model, main a width-4 one."""
-    from hub_server import StandInHub
-    from huggingface_hub import constants
-
-    server = StandInHub()
-    monkeypatch.setattr(constants, "ENDPOINT", server.url)
-    template = f"{server.url}/{{repo_id}}/resolve/{{revision}}/{{filename}}"
-    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", template)
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(work / "hf-cache"))
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setenv("ADAIN_CACHE", str(work / "adain-cache"))
+    server = stand_in_hub
     files = {p.name: p.read_bytes() for p in (work / "tiny-model").iterdir()}
     server.v1 = server.commit("org/tiny", files)
     make_model(width=4).save_pretrained(work / "wider")
     server.commit("org/tiny", {p.name: p.read_bytes() for p in (work / "wider").iterdir()})
     server.tag("org/tiny", "v1", server.v1)
-    yield server
-    server.stop()
+    return server
 
 
 def test_info_from_a_hub_revision(hub, tiny_model):

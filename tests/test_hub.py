@@ -24,31 +24,15 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import make_model
-from hub_server import StandInHub
 from original_layout import seeded_original, style_transfer
 
 from adain.model import AdaIN
 from adain.pretrained import DEFAULT_REPO_ID, load_model
 
-TEMPLATE = "{repo_id}/resolve/{revision}/{filename}"
-
 
 @pytest.fixture
-def hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    from huggingface_hub import constants
-
-    server = StandInHub()
-    monkeypatch.setattr(constants, "ENDPOINT", server.url)
-    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", f"{server.url}/{TEMPLATE}")
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setenv("HF_ENDPOINT", server.url)  # for subprocesses
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
-    monkeypatch.setenv("ADAIN_CACHE", str(tmp_path / "adain-cache"))
-    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
-    monkeypatch.delenv("ADAIN_ORIGINAL_URLS", raising=False)
-    yield server
-    server.stop()
+def hub(stand_in_hub):
+    return stand_in_hub
 
 
 def _files(model: AdaIN, tmp_path: Path, name: str) -> dict[str, bytes]:
