@@ -53,10 +53,16 @@ def train(
         typer.Option("--set", help="Override a config key, e.g. --set lr=5e-5 (repeatable)."),
     ] = None,
     content: Annotated[
-        list[str] | None, typer.Option(help="Content images: folder or parquet file (repeatable).")
+        list[str] | None,
+        typer.Option(
+            help="Content images: folder, parquet file or hf://datasets/ORG/NAME (repeatable)."
+        ),
     ] = None,
     style: Annotated[
-        list[str] | None, typer.Option(help="Style images: folder or parquet file (repeatable).")
+        list[str] | None,
+        typer.Option(
+            help="Style images: folder, parquet file or hf://datasets/ORG/NAME (repeatable)."
+        ),
     ] = None,
     output: Annotated[str | None, typer.Option("--output", "-o", help="Run folder.")] = None,
     encoder: Annotated[str | None, typer.Option(help=ENCODER_HELP)] = None,
