@@ -18,7 +18,11 @@ os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="adain-tests-hf-")
 atexit.register(shutil.rmtree, os.environ["HF_HOME"], ignore_errors=True)
 os.environ["HF_HUB_CACHE"] = os.path.join(os.environ["HF_HOME"], "hub")
 os.environ["ADAIN_CACHE"] = os.path.join(os.environ["HF_HOME"], "adain")
-os.environ.pop("HF_ENDPOINT", None)
+# A closed loopback port: a test that forgets to start the stand-in Hub fails at once, locally,
+# instead of reaching out to huggingface.co or GitHub.
+os.environ["HF_ENDPOINT"] = "http://127.0.0.1:9"
+CLOSED_ORIGINAL_URLS = "http://127.0.0.1:9/vgg_normalised.pth http://127.0.0.1:9/decoder.pth"
+os.environ["ADAIN_ORIGINAL_URLS"] = CLOSED_ORIGINAL_URLS
 os.environ.pop("HF_HUB_OFFLINE", None)
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.pop("ADAIN_MODEL", None)
@@ -116,6 +120,6 @@ def stand_in_hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     monkeypatch.setenv("HF_ENDPOINT", server.url)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
     monkeypatch.setenv("ADAIN_CACHE", str(tmp_path / "adain-cache"))
-    monkeypatch.delenv("ADAIN_ORIGINAL_URLS", raising=False)
+    monkeypatch.setenv("ADAIN_ORIGINAL_URLS", CLOSED_ORIGINAL_URLS)  # tests serve their own
     yield server
     server.stop()
