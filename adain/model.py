@@ -26,6 +26,28 @@ from adain.functional import (
 from adain.style import StyleStats
 
 PAPER_URL = "https://arxiv.org/abs/1703.06868"
+# README.md written by save_pretrained (a Jinja template filled by huggingface_hub). Published
+# checkpoints get the fuller card of hub/model_card.md (data, config, licences, deviations).
+MODEL_CARD_TEMPLATE = """---
+{{ card_data }}
+---
+
+# AdaIN style transfer
+
+Arbitrary style transfer with Adaptive Instance Normalization (Huang & Belongie, ICCV 2017,
+{{ paper_url }}), saved by the adain library: a frozen VGG-19 encoder, AdaIN on its relu4_1
+features, and a trained decoder. `config.json` holds the
+architecture, `model.safetensors` the weights.
+
+```python
+from adain import AdaIN, stylize
+
+model = AdaIN.from_pretrained("path/or/org-name")  # this folder or repository
+image = stylize("content.jpg", "style.jpg", model=model, alpha=0.8)
+```
+
+Command line: `adain stylize content.jpg --style style.jpg -o out.png --model path/or/org-name`.
+"""
 WEIGHTS_NAME = "model.safetensors"
 # Three 2x poolings between the input and relu4_1: sizes are padded to a multiple of this.
 DOWNSAMPLING = 8
@@ -113,6 +135,7 @@ class AdaIN(
     license="mit",
     pipeline_tag="image-to-image",
     tags=["style-transfer", "adain", "arbitrary-style-transfer"],
+    model_card_template=MODEL_CARD_TEMPLATE,
 ):
     """Arbitrary style transfer with AdaIN (Huang & Belongie, ICCV 2017).
 

@@ -218,7 +218,9 @@ def test_save_load_round_trip(tiny_model, tiny_model_dir, content, style, capsys
         )
     config = json.loads((tiny_model_dir / "config.json").read_text())
     assert config == {"encoder_depth": "relu5_1", "base_channels": 8, "eps": 1e-5}
-    assert (tiny_model_dir / "README.md").is_file()
+    card = (tiny_model_dir / "README.md").read_text()
+    assert "library_name: adain" in card and "AdaIN.from_pretrained" in card
+    assert "https://arxiv.org/abs/1703.06868" in card
 
 
 def test_relu4_1_model_round_trip(tmp_path):
