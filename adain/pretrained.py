@@ -73,7 +73,8 @@ def fetch_model(model_id: str, revision: str | None = None) -> Path:
     )
 
     match = _REPO_ID.match(model_id)
-    if match is None:
+    # "./name", "../name" and "~/name" are folders to everyone but the Hub's id syntax.
+    if match is None or model_id.startswith((".", "~", "/")):
         raise ValueError(
             f"{model_id} is neither an existing folder nor a Hub repository id (org/name)"
         )

@@ -86,3 +86,9 @@ def test_model_resolution_order(monkeypatch, tiny_model_dir):
     assert load_model().num_parameters()["decoder"] > 0
     with pytest.raises(ValueError, match="is a file"):
         load_model(tiny_model_dir / "config.json")
+
+
+@pytest.mark.parametrize("model", ["./missing-model", "../missing/model", "not a repo id"])
+def test_missing_folder_is_not_taken_for_a_hub_id(model):
+    with pytest.raises(ValueError, match="neither an existing folder nor a Hub repository id"):
+        load_model(model)
