@@ -274,7 +274,9 @@ def interpolate(
     steps: Annotated[
         int | None, typer.Option(help="Mixes between each pair of styles, ends included (5).")
     ] = None,
-    tile: Annotated[int | None, typer.Option(help="Size of each picture in px (192).")] = None,
+    cell_size: Annotated[
+        int | None, typer.Option(help="Size of each picture in the sheet, px (192).")
+    ] = None,
     preserve_color: PreserveColor = None,
     content_size: ContentSize = None,
     style_size: StyleSize = None,
@@ -309,7 +311,7 @@ def interpolate(
             **_options(
                 alphas=alpha,
                 steps=steps,
-                tile=tile,
+                tile=cell_size,
                 preserve_color=preserve_color,
                 content_size=content_size,
                 style_size=style_size,

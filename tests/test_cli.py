@@ -266,7 +266,8 @@ def test_presets_replace_style_images(work):
 
 def test_interpolate_sheet_layout_and_tiles(work, tiny_model):
     result = invoke("interpolate", "c/a.png", "-s", "s/x.png", "-s", "s/y.png", "--alpha", 1,
-                    "--steps", 2, "--tile", 48, "-o", "sheet.png", *model_args(work))  # fmt: skip
+                    "--steps", 2, "--cell-size", 48, "-o", "sheet.png",
+                    *model_args(work))  # fmt: skip
     assert result.exit_code == 0, result.output
     sheet = load_image(work / "sheet.png")
     # Rows: header (3), alpha sweep x (1), alpha sweep y (1), mix x->y (2); labels 16 px.
