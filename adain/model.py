@@ -81,6 +81,17 @@ def check_alpha(alpha: float) -> float:
     return float(alpha)
 
 
+def check_masks(masks: Tensor, num_styles: int) -> None:
+    """Validate soft masks: ``(B, K, H, W)``, one non-negative channel per style."""
+    if masks.dim() != 4 or masks.shape[1] != num_styles:
+        raise ValueError(
+            f"masks must be (B, K, H, W) with one channel per style ({num_styles}), "
+            f"got {tuple(masks.shape)}"
+        )
+    if (masks < 0).any():
+        raise ValueError("masks must be non-negative (0 = not this style, 1 = this style)")
+
+
 def _pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
     """Reflect-pad bottom and right so H and W are multiples of ``multiple``."""
     pad_h = -x.shape[2] % multiple
@@ -305,13 +316,7 @@ class AdaIN(
     def _masked_transfer(
         self, content_feats: Tensor, styles: Sequence[StyleStats], masks: Tensor
     ) -> Tensor:
-        if masks.dim() != 4 or masks.shape[1] != len(styles):
-            raise ValueError(
-                f"masks must be (B, K, H, W) with one channel per style ({len(styles)}), "
-                f"got {tuple(masks.shape)}"
-            )
-        if (masks < 0).any():
-            raise ValueError("masks must be non-negative (0 = not this style, 1 = this style)")
+        check_masks(masks, len(styles))
         masks = masks.to(content_feats)
         total = masks.sum(dim=1, keepdim=True)  # (B, 1, h, w)
         share = masks / total.clamp_min(1.0)  # shares sum to <= 1 at every position

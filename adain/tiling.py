@@ -28,6 +28,7 @@ from adain.model import (
     PreserveColor,
     _pad_to_multiple,
     check_alpha,
+    check_masks,
     resolve_styles,
 )
 from adain.runtime import Precision, Runner
@@ -318,13 +319,7 @@ def stylize_tiled(
     if masks is not None:
         if weights is not None:
             raise ValueError("give either weights (interpolation) or masks (regions), not both")
-        if masks.dim() != 4 or masks.shape[1] != len(styles):
-            raise ValueError(
-                f"masks must be (B, K, H, W) with one channel per style ({len(styles)}), "
-                f"got {tuple(masks.shape)}"
-            )
-        if (masks < 0).any():
-            raise ValueError("masks must be non-negative (0 = not this style, 1 = this style)")
+        check_masks(masks, len(styles))
         masks = AdaIN._resize_masks(masks.to(content.device), (height, width), cells)
         share = masks / masks.sum(dim=1, keepdim=True).clamp_min(1.0)
     elif len(styles) > 1 or weights is not None:
