@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from adain.fused import upsample_conv3x3
+
 # (name, in multiple, out multiple, upsample after) of the base width, in forward order.
 # Names mirror the encoder layer each convolution inverts (the release's decoder indices
 # 1, 5, 8, 11, 14, 18, 21, 25, 28); out multiple 0 means the 3 RGB channels.
@@ -45,11 +47,14 @@ class Decoder(nn.Module):
     def forward(self, feats: Tensor) -> Tensor:
         x = feats
         last = DECODER_LAYERS[-1][0]
+        upsampled = False
         for name, _, _, upsample in DECODER_LAYERS:
-            x = getattr(self, name)(x)
+            conv = getattr(self, name)
+            # Upsample-then-convolve runs as its exact low-resolution rewrite (adain.fused):
+            # 2.25x fewer multiply-adds and no 4x-size intermediate maps.
+            x = upsample_conv3x3(x, conv.weight, conv.bias) if upsampled else conv(x)
             if name == last:
                 break
             x = F.relu(x, inplace=not x.requires_grad)
-            if upsample:
-                x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+            upsampled = upsample
         return x

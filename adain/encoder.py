@@ -122,7 +122,12 @@ class VGG19Encoder(nn.Module):
         x = self.preprocess(image)
         for name in self.layer_names[: last + 1]:
             if name.startswith("conv"):
-                x = getattr(self, name)(x)
+                conv = getattr(self, name)
+                # Conv2d(padding_mode="reflect") in two steps, rebinding x in between: the
+                # unpadded map is freed before the convolution allocates its output (one
+                # full-size map less at peak, and less fresh memory to fault in).
+                x = F.pad(x, (1, 1, 1, 1), mode="reflect")
+                x = F.conv2d(x, conv.weight, conv.bias)
             elif name.startswith("relu"):
                 # In place only when nobody keeps the pre-activation (a requested conv layer).
                 conv_kept = name.replace("relu", "conv") in feats

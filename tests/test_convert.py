@@ -57,7 +57,13 @@ def test_full_width_release_layout(tmp_path):
     assert model.num_parameters() == {"encoder": 3_505_740, "decoder": 3_505_219}
     content, style = smooth_image(5, 32, 32), smooth_image(6, 32, 32)
     with torch.no_grad():
-        _assert_close(model(content, style), style_transfer(vgg, dec, content, style), atol=1e-5)
+        actual, expected = model(content, style), style_transfer(vgg, dec, content, style)
+        exact = style_transfer(vgg.double(), dec.double(), content.double(), style.double())
+    # Outputs span +-2.7 here, so fp32 rounding alone moves the reference by ~1e-5 from the
+    # float64 result; ours sums in another order (adain.fused) and must be as accurate.
+    reference_error = (expected.double() - exact).abs().max().item()
+    _assert_close(actual.double(), exact, atol=2 * reference_error)
+    _assert_close(actual, expected, atol=5e-5)
 
 
 def test_relu5_1_weights_are_kept(tmp_path):
