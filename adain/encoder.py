@@ -119,8 +119,10 @@ class VGG19Encoder(nn.Module):
             )
         last = max(self.layer_names.index(name) for name in wanted)
         feats: dict[str, Tensor] = {}
+        names = self.layer_names[: last + 1]
+        deferred_relu = False
         x = self.preprocess(image)
-        for name in self.layer_names[: last + 1]:
+        for index, name in enumerate(names):
             if name.startswith("conv"):
                 conv = getattr(self, name)
                 # Conv2d(padding_mode="reflect") in two steps, rebinding x in between: the
@@ -129,11 +131,20 @@ class VGG19Encoder(nn.Module):
                 x = F.pad(x, (1, 1, 1, 1), mode="reflect")
                 x = F.conv2d(x, conv.weight, conv.bias)
             elif name.startswith("relu"):
+                following = names[index + 1] if index + 1 < len(names) else ""
+                if self.pooling == "max" and following.startswith("pool") and name not in wanted:
+                    # Max pooling and ReLU commute (both monotone): rectify the pooled map,
+                    # a quarter of the size.
+                    deferred_relu = True
+                    continue
                 # In place only when nobody keeps the pre-activation (a requested conv layer).
                 conv_kept = name.replace("relu", "conv") in feats
                 x = F.relu(x, inplace=not conv_kept and not x.requires_grad)
             elif self.pooling == "max":
                 x = F.max_pool2d(x, 2, 2, ceil_mode=True)
+                if deferred_relu:
+                    x = F.relu(x, inplace=not x.requires_grad)
+                    deferred_relu = False
             else:
                 x = F.avg_pool2d(x, 2, 2, ceil_mode=True)
             if name in wanted:

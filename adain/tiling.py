@@ -2,9 +2,11 @@
 
 AdaIN's content statistics are global per channel (paper eq. 8), so a tile cannot be stylised on
 its own statistics without seams. Pass one streams tiles through the encoder and accumulates the
-exact relu4_1 mean and variance over the whole (padded) image, each feature position once; it
-keeps the features when they fit the memory budget. Pass two applies AdaIN with those global
-statistics tile by tile, decodes each tile with a halo and blends the tiles with linear feathers.
+exact relu4_1 mean and variance over the whole (padded) image, each feature position once, and
+keeps the features: in memory, or in a temporary file when they do not fit the memory budget
+(:mod:`adain.feature_store`), so the image is encoded once at any size. Pass two applies AdaIN
+with those global statistics tile by tile, decodes each tile with a halo and blends the tiles
+with linear feathers.
 
 With the default halos, which cover the receptive fields of the encoder (~37 px) and decoder
 (~30 px), every output pixel sees the same inputs as in a whole-image run, so tiled and whole
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from adain.feature_store import FeatureStore
 from adain.functional import transfer_luminance
 from adain.model import (
     DOWNSAMPLING,
@@ -41,25 +44,31 @@ from adain.style import StyleStats
 BYTES_PER_PIXEL = 1664
 # Default budget for the stylisation's own memory (image, output, features, tiles).
 DEFAULT_MAX_MEMORY = 2 << 30
-# Halos in relu4_1 cells (8 px): the encoder's receptive field is ~37 px, the decoder's ~30 px.
-ENCODER_HALO = 6
-DECODER_HALO = 6
-# Feather width in px on each side of a tile boundary; <= 8 * DECODER_HALO - 30 px keeps the
-# blended pixels inside the exact region.
+# Halo in relu4_1 cells (8 px) around a tile's core, in both passes: it covers the receptive
+# field of the encoder (~37 px) in pass one and of the decoder (~30 px) in pass two.
+HALO = 6
+# Feather width in px on each side of a tile boundary; <= 8 * HALO - 30 px keeps the blended
+# pixels inside the exact region.
 FEATHER = 16
 # Smallest tile core (cells): below this the halos cost more than the tile itself.
 MIN_TILE_CELLS = 8
 
 
+# A spilled feature map is chosen over an in-memory one only when its larger tiles cut the
+# halo work by more than this factor: the file's I/O is cheap but not free.
+SPILL_GAIN = 1.1
+
+
 @dataclass(frozen=True)
 class TilePlan:
-    """How an image is processed: tile core size in relu4_1 cells and whether features are kept.
+    """How an image is processed: tile core size in relu4_1 cells and where features are kept.
 
-    ``tile_cells`` covering the whole feature map means one tile (a whole-image run).
+    ``tile_cells`` covering the whole feature map means one tile (a whole-image run);
+    ``spill_features`` keeps pass one's features in a temporary file instead of memory.
     """
 
     tile_cells: int
-    cache_features: bool
+    spill_features: bool
     estimated_bytes: int
 
 
@@ -87,11 +96,12 @@ def plan_tiles(
     max_memory: int | None = None,
     tile: int | None = None,
 ) -> TilePlan:
-    """Choose the largest tile (and whether to keep features) that fits ``max_memory`` bytes.
+    """Choose the largest tile, and memory or a file for the features, within ``max_memory``.
 
-    The estimate counts the input, the output, the kept relu4_1 features (``8 * base / 8`` fp32
-    values per pixel) and one tile's activations (:data:`BYTES_PER_PIXEL`); not the model or the
-    interpreter. ``tile`` (px, rounded down to a multiple of 8) fixes the tile size instead.
+    The estimate counts the input, the output, the kept relu4_1 features (``8 * base`` fp32
+    values per cell, unless spilled to a file) and one tile's activations
+    (:data:`BYTES_PER_PIXEL`); not the model or the interpreter. ``tile`` (px, rounded down to a
+    multiple of 8) fixes the tile size instead.
     """
     budget = DEFAULT_MAX_MEMORY if max_memory is None else max_memory
     cells_h = math.ceil(height / DOWNSAMPLING)
@@ -101,10 +111,18 @@ def plan_tiles(
     images = 2 * 4 * 3 * batch * height * width  # fp32 input and output
     cache = 4 * 8 * base_channels * batch * cells_h * cells_w
 
-    def tile_bytes(cells: int, halo: int) -> float:
-        side_h = min(cells + 2 * halo, cells_h) * DOWNSAMPLING
-        side_w = min(cells + 2 * halo, cells_w) * DOWNSAMPLING
+    def tile_bytes(cells: int) -> float:
+        side_h = min(cells + 2 * HALO, cells_h) * DOWNSAMPLING
+        side_w = min(cells + 2 * HALO, cells_w) * DOWNSAMPLING
         return per_px * side_h * side_w
+
+    def halo_work(cells: int) -> float:
+        # Encoded or decoded area per core area: the cost of small tiles.
+        return (
+            (min(cells + 2 * HALO, cells_h) * min(cells + 2 * HALO, cells_w))
+            / min(cells, cells_h)
+            / min(cells, cells_w)
+        )
 
     if tile is not None:
         if tile < MIN_TILE_CELLS * DOWNSAMPLING:
@@ -112,24 +130,27 @@ def plan_tiles(
                 f"tile must be at least {MIN_TILE_CELLS * DOWNSAMPLING} px, got {tile}"
             )
         cells = min(tile // DOWNSAMPLING, whole)
-        cached = max_memory is None or images + cache + tile_bytes(cells, ENCODER_HALO) <= budget
-        halo = ENCODER_HALO + (0 if cached else DECODER_HALO)
-        return TilePlan(cells, cached, int(images + cached * cache + tile_bytes(cells, halo)))
-    if images + cache + tile_bytes(whole, 0) <= budget:
-        return TilePlan(whole, True, int(images + cache + tile_bytes(whole, 0)))
-    for cached in (True, False):
-        fixed = images + (cache if cached else 0)
-        halo = ENCODER_HALO + (0 if cached else DECODER_HALO)
-        free = budget - fixed
-        side = math.isqrt(max(int(free / per_px), 0)) // DOWNSAMPLING - 2 * halo
+        spill = max_memory is not None and images + cache + tile_bytes(cells) > budget
+        return TilePlan(cells, spill, int(images + (not spill) * cache + tile_bytes(cells)))
+    if images + cache + tile_bytes(whole) <= budget:
+        return TilePlan(whole, False, int(images + cache + tile_bytes(whole)))
+    options = []
+    for spill in (False, True):
+        fixed = images + (0 if spill else cache)
+        side = math.isqrt(max(int((budget - fixed) / per_px), 0)) // DOWNSAMPLING - 2 * HALO
         if side >= MIN_TILE_CELLS:
             cells = min(side, whole)
-            return TilePlan(cells, cached, int(fixed + tile_bytes(cells, halo)))
-    least = images + tile_bytes(MIN_TILE_CELLS, ENCODER_HALO + DECODER_HALO)
-    raise ValueError(
-        f"max_memory {budget / 2**30:.2f} GiB is too small for a {width}x{height} image: "
-        f"allow at least {math.ceil(least / 2**20)} MiB"
-    )
+            options.append(TilePlan(cells, spill, int(fixed + tile_bytes(cells))))
+    if not options:
+        least = images + tile_bytes(MIN_TILE_CELLS)
+        raise ValueError(
+            f"max_memory {budget / 2**30:.2f} GiB is too small for a {width}x{height} image: "
+            f"allow at least {math.ceil(least / 2**20)} MiB"
+        )
+    in_memory, spilled = options[0], options[-1]
+    if halo_work(in_memory.tile_cells) <= SPILL_GAIN * halo_work(spilled.tile_cells):
+        return in_memory
+    return spilled
 
 
 def _spans(cells: int, tile: int) -> Iterator[tuple[int, int]]:
@@ -238,7 +259,7 @@ def image_stats(runner: Runner, image: Tensor, tile: int | None = None) -> Style
     """relu4_1 statistics of a ``(B, 3, H, W)`` image (e.g. a huge style) in bounded memory."""
     plan = plan_tiles(*image.shape[:1], *image.shape[2:], _width(runner), tile=tile)
     # Unpadded, as AdaIN.style_stats encodes styles.
-    (moments,), _ = _pass_one(runner, image, plan, None)
+    (moments,) = _pass_one(runner, image, plan, None, None)
     return StyleStats(*moments.mean_std(runner.eps))
 
 
@@ -247,15 +268,19 @@ def _width(runner: Runner) -> int:
 
 
 def _pass_one(
-    runner: Runner, image: Tensor, plan: TilePlan, share: Tensor | None
-) -> tuple[list[_Moments], Tensor | None]:
+    runner: Runner,
+    image: Tensor,
+    plan: TilePlan,
+    share: Tensor | None,
+    store: FeatureStore | None,
+) -> list[_Moments]:
+    """Global statistics of each region (one without ``share``); features go to ``store``."""
     size = image.shape[2:]
     cells = (math.ceil(size[0] / DOWNSAMPLING), math.ceil(size[1] / DOWNSAMPLING))
     regions = 1 if share is None else share.shape[1]
     moments = [_Moments() for _ in range(regions)]
-    cache = None
     for rows, cols in _tiles(cells, plan.tile_cells):
-        grow_r, grow_c = _grow(rows, ENCODER_HALO, cells[0]), _grow(cols, ENCODER_HALO, cells[1])
+        grow_r, grow_c = _grow(rows, HALO, cells[0]), _grow(cols, HALO, cells[1])
         feats = runner.encode(image[:, :, _pixels(grow_r, size[0]), _pixels(grow_c, size[1])])
         core = feats[
             :,
@@ -266,11 +291,9 @@ def _pass_one(
         for k, moment in enumerate(moments):
             weight = None if share is None else share[:, k : k + 1, slice(*rows), slice(*cols)]
             moment.add(core, weight)
-        if plan.cache_features:
-            if cache is None:
-                cache = core.new_empty(*core.shape[:2], *cells)
-            cache[:, :, slice(*rows), slice(*cols)] = core
-    return moments, cache
+        if store is not None:
+            store.put(rows, cols, core)
+    return moments
 
 
 def stylize_tiled(
@@ -325,56 +348,71 @@ def stylize_tiled(
     elif len(styles) > 1 or weights is not None:
         styles = [StyleStats.mix(styles, weights or [1.0] * len(styles))]
 
-    moments, cache = _pass_one(runner, padded, plan, share)
-    # Regions no mask covers anywhere have no statistics (and no effect).
-    content_stats: list[tuple[Tensor, Tensor] | None] = []
-    for k, moment in enumerate(moments):
-        if share is not None and not share[:, k].any():
-            content_stats.append(None)
-            continue
-        mean, std = moment.mean_std(runner.eps)
-        content_stats.append((mean.to(runner.device), std.to(runner.device)))
+    shape = (batch, 8 * _width(runner), cells[0], cells[1])  # relu4_1: 8x the base width
+    with FeatureStore(shape, runner.device, spill=plan.spill_features) as store:
+        moments = _pass_one(runner, padded, plan, share, store)
+        # Regions no mask covers anywhere have no statistics (and no effect).
+        content_stats: list[tuple[Tensor, Tensor] | None] = []
+        for k, moment in enumerate(moments):
+            if share is not None and not share[:, k].any():
+                content_stats.append(None)
+                continue
+            mean, std = moment.mean_std(runner.eps)
+            content_stats.append((mean.to(runner.device), std.to(runner.device)))
+        out = content.new_zeros(batch, 3, height, width)
+        tiles = _pass_two(runner, store, plan, content_stats, styles, alpha, share)
+        for rows, cols, image in tiles:
+            if plan.tile_cells >= max(cells):  # one tile: the whole-image run
+                return image[:, :, :height, :width].to(content.device)
+            _blend(out, image, rows, cols, cells)
+    return out
 
-    out = content.new_zeros(batch, 3, height, width)
+
+def _pass_two(
+    runner: Runner,
+    store: FeatureStore,
+    plan: TilePlan,
+    content_stats: Sequence[tuple[Tensor, Tensor] | None],
+    styles: Sequence[StyleStats],
+    alpha: float,
+    share: Tensor | None,
+) -> Iterator[tuple[tuple[int, int], tuple[int, int], Tensor]]:
+    """Per tile: its core rows and columns (cells) and its decoded image from
+    ``(rows[0] - halo, cols[0] - halo)`` cells on (the halo clipped at the image's edges)."""
+    cells = store.shape[2], store.shape[3]
     for rows, cols in _tiles(cells, plan.tile_cells):
-        dec_r, dec_c = _grow(rows, DECODER_HALO, cells[0]), _grow(cols, DECODER_HALO, cells[1])
-        if cache is not None:
-            feats = cache[:, :, slice(*dec_r), slice(*dec_c)]
-        else:
-            enc_r, enc_c = (
-                _grow(dec_r, ENCODER_HALO, cells[0]),
-                _grow(dec_c, ENCODER_HALO, cells[1]),
-            )
-            feats = runner.encode(
-                padded[:, :, _pixels(enc_r, padded.shape[2]), _pixels(enc_c, padded.shape[3])]
-            )
-            feats = feats[
-                :,
-                :,
-                dec_r[0] - enc_r[0] : dec_r[1] - enc_r[0],
-                dec_c[0] - enc_c[0] : dec_c[1] - enc_c[0],
-            ]
+        grow_r, grow_c = _grow(rows, HALO, cells[0]), _grow(cols, HALO, cells[1])
+        feats = store.get(grow_r, grow_c).to(runner.device)
         tile_share = None
         if share is not None:
-            tile_share = share[:, :, slice(*dec_r), slice(*dec_c)].to(runner.device)
-        target = _transfer(feats.to(runner.device), content_stats, styles, alpha, tile_share)
-        image = runner.decode(target)
-        if plan.tile_cells >= max(cells):  # one tile: the whole-image run
-            return image[:, :, :height, :width].to(content.device)
-        feather = FEATHER
-        w_r = _feather(rows, cells[0], feather, image.device)
-        w_c = _feather(cols, cells[1], feather, image.device)
-        # Pixel window of this tile's contribution, in image and in tile coordinates.
-        top = rows[0] * DOWNSAMPLING - (feather if rows[0] > 0 else 0)
-        left = cols[0] * DOWNSAMPLING - (feather if cols[0] > 0 else 0)
-        bottom, right = min(top + w_r.numel(), height), min(left + w_c.numel(), width)
-        if bottom <= top or right <= left:
-            continue
-        off_r, off_c = top - dec_r[0] * DOWNSAMPLING, left - dec_c[0] * DOWNSAMPLING
-        piece = image[:, :, off_r : off_r + bottom - top, off_c : off_c + right - left]
-        weight = w_r[: bottom - top, None] * w_c[None, : right - left]
-        out[:, :, top:bottom, left:right] += (piece * weight).to(out.device)
-    return out
+            tile_share = share[:, :, slice(*grow_r), slice(*grow_c)].to(runner.device)
+        target = _transfer(feats, content_stats, styles, alpha, tile_share)
+        yield rows, cols, runner.decode(target)
+
+
+def _blend(
+    out: Tensor,
+    image: Tensor,
+    rows: tuple[int, int],
+    cols: tuple[int, int],
+    cells: tuple[int, int],
+) -> None:
+    """Add a tile's decoded image (halo included, as :func:`_pass_two` yields it) into ``out``
+    with feathered weights."""
+    height, width = out.shape[2:]
+    w_r = _feather(rows, cells[0], FEATHER, image.device)
+    w_c = _feather(cols, cells[1], FEATHER, image.device)
+    # Pixel window of this tile's contribution, in image and in tile coordinates.
+    top = rows[0] * DOWNSAMPLING - (FEATHER if rows[0] > 0 else 0)
+    left = cols[0] * DOWNSAMPLING - (FEATHER if cols[0] > 0 else 0)
+    bottom, right = min(top + w_r.numel(), height), min(left + w_c.numel(), width)
+    if bottom <= top or right <= left:
+        return
+    grow_r, grow_c = _grow(rows, HALO, cells[0]), _grow(cols, HALO, cells[1])
+    off_r, off_c = top - grow_r[0] * DOWNSAMPLING, left - grow_c[0] * DOWNSAMPLING
+    piece = image[:, :, off_r : off_r + bottom - top, off_c : off_c + right - left]
+    weight = w_r[: bottom - top, None] * w_c[None, : right - left]
+    out[:, :, top:bottom, left:right] += (piece * weight).to(out.device)
 
 
 def stylize_tensor(
