@@ -38,10 +38,11 @@ from adain.runtime import Precision, Runner
 from adain.style import StyleStats
 
 # Working memory of one forward pass per input pixel at base width 64 (bytes): the full-
-# resolution stages hold two or three 64-channel fp32 maps at once (2 x 64 x 4 = 512 B) plus
-# layout copies and allocator slack; peak RSS grew by ~1.6 KB per tile pixel in the 4096 px
-# benchmark run on the CPU (python -m benchmarks adain --big 4096).
-BYTES_PER_PIXEL = 1664
+# resolution stages hold two 64-channel fp32 maps at once (2 x 64 x 4 = 512 B) plus the fused
+# decoder step's phase map and allocator slack. Whole-image runs on the CPU grew peak RSS by
+# 850-870 B per pixel at 1024 and 1536 px (1075 at 512 px, where fixed costs weigh more); this
+# adds ~30 % margin.
+BYTES_PER_PIXEL = 1152
 # Default budget for the stylisation's own memory (image, output, features, tiles).
 DEFAULT_MAX_MEMORY = 2 << 30
 # Halo in relu4_1 cells (8 px) around a tile's core, in both passes: it covers the receptive
