@@ -360,11 +360,12 @@ def stylize_tiled(
                 continue
             mean, std = moment.mean_std(runner.eps)
             content_stats.append((mean.to(runner.device), std.to(runner.device)))
-        out = content.new_zeros(batch, 3, height, width)
         tiles = _pass_two(runner, store, plan, content_stats, styles, alpha, share)
+        if plan.tile_cells >= max(cells):  # one tile: the whole-image run
+            ((_, _, image),) = tiles
+            return image[:, :, :height, :width].to(content.device)
+        out = content.new_zeros(batch, 3, height, width)
         for rows, cols, image in tiles:
-            if plan.tile_cells >= max(cells):  # one tile: the whole-image run
-                return image[:, :, :height, :width].to(content.device)
             _blend(out, image, rows, cols, cells)
     return out
 

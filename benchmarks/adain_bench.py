@@ -5,6 +5,11 @@ setting belong to that measurement alone. Weights are random (He init): speed do
 their values. The content is ``size x size``; the style is ``min(size, 512)`` px square, as
 pytorch-AdaIN's test.py defaults to a 512 px style.
 
+Each process first stylises one image, timed and reported apart ("1st s": what a one-shot CLI
+call pays, oneDNN primitive creation and fresh memory included), then the timed repeat: the
+steady-state seconds per image of a batch folder, a notebook or a server ("s/img", the figure the
+ratios use). The --big runs skip the first image.
+
 Variants:
     baseline: the release's layout as plain index-keyed ``nn.Sequential`` modules, eager fp32,
         contiguous tensors, the default allocator, one image at a time, the style re-encoded
@@ -149,16 +154,18 @@ def child(spec: dict) -> dict:
             stats = image_stats(runner, style)  # once per batch, once per image when batch is 1
             stylize_tiled(runner, content, [stats], max_memory=budget)
 
-    times = []
+    def timed() -> float:
+        start = time.perf_counter()
+        run()
+        return time.perf_counter() - start
+
     with torch.inference_mode():
-        if spec.get("warmup"):
-            run()
-        for _ in range(repeats):
-            start = time.perf_counter()
-            run()
-            times.append(time.perf_counter() - start)
+        # The first image of a process pays one-off costs (oneDNN primitive creation, fresh
+        # memory); it is reported apart from the steady-state times.
+        first = [timed()] if spec.get("warmup") else []
+        times = [timed() for _ in range(repeats)]
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
-    return {**spec, "times": times, "peak_rss": peak}
+    return {**spec, "times": times, "first": first, "peak_rss": peak}
 
 
 def _run_child(spec: dict) -> dict:
@@ -179,6 +186,7 @@ def _row(result: dict, gemm: float) -> dict:
     return {
         **result,
         "median_s": median,
+        "first_s": statistics.median(result["first"]) if result["first"] else None,
         "s_per_image": median / result["batch"],
         "images_per_s": result["batch"] / median,
         "gflop": flops / 1e9,
@@ -221,7 +229,7 @@ def main(argv: list[str]) -> None:
 
     rows, baseline = [], {}
     header = f"{'variant':<15}{'size':>6}{'s/img':>9}{'img/s':>8}{'vs base':>8}"
-    header += f"{'peak GiB':>9}{'GFLOP/s':>9}{'of GEMM':>8}"
+    header += f"{'1st s':>8}{'1st vs':>7}{'peak GiB':>9}{'GFLOP/s':>9}{'of GEMM':>8}"
     print(header, flush=True)
     for group in groups:
         repeats = 1 if group[0][1] in args.big else args.repeats
@@ -230,14 +238,15 @@ def main(argv: list[str]) -> None:
             for variant, size, batch in group:
                 spec = {
                     "variant": variant, "size": size, "batch": batch, "repeats": 1,
-                    # Warm-up only where a run is cheap; from 1024 px one run is representative.
-                    "warmup": (size <= 512 and batch == 1) or variant == "adain-compile",
+                    # A first (cold) image, timed apart, except for the single --big runs.
+                    "warmup": size not in args.big,
                     "compile": variant == "adain-compile", "max_memory": args.max_memory,
                     "width": big_width.get(size, WIDTH) if batch == 1 else WIDTH,
                 }  # fmt: skip
                 result = _run_child(spec)
                 if variant in results:
                     results[variant]["times"] += result["times"]
+                    results[variant]["first"] += result["first"]
                     results[variant]["peak_rss"] = max(
                         results[variant]["peak_rss"], result["peak_rss"]
                     )
@@ -253,13 +262,19 @@ def _report(result: dict, gemm: float, baseline: dict, rows: list[dict]) -> None
     row = _row(result, gemm)
     key = (row["size"], row["batch"])
     if row["variant"].startswith("baseline"):
-        baseline[key] = row["median_s"]
-    row["time_ratio"] = row["median_s"] / baseline[key] if key in baseline else None
+        baseline[key] = (row["median_s"], row["first_s"])
+    base, base_first = baseline.get(key, (None, None))
+    row["time_ratio"] = row["median_s"] / base if base else None
+    first = row["first_s"]
+    row["first_ratio"] = first / base_first if first and base_first else None
     rows.append(row)
     ratio = f"{row['time_ratio']:.2f}x" if row["time_ratio"] is not None else "-"
+    first_text = f"{first / row['batch']:.3f}" if first else "-"
+    first_ratio = f"{row['first_ratio']:.2f}x" if row["first_ratio"] is not None else "-"
     print(
         f"{row['variant']:<15}{row['size']:>6}{row['s_per_image']:>9.3f}"
-        f"{row['images_per_s']:>8.2f}{ratio:>8}{row['peak_rss'] / 2**30:>9.2f}"
+        f"{row['images_per_s']:>8.2f}{ratio:>8}{first_text:>8}{first_ratio:>7}"
+        f"{row['peak_rss'] / 2**30:>9.2f}"
         f"{row['gflop_per_s']:>9.1f}{row['gemm_fraction']:>8.2f}",
         flush=True,
     )
