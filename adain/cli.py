@@ -158,7 +158,10 @@ Tile = Annotated[
 ]
 MaxMemory = Annotated[
     str | None,
-    typer.Option(help="Memory budget that picks the tile size, e.g. 3G (default: 2G)."),
+    typer.Option(
+        help="Memory budget that picks the tile size, e.g. 3G (default: 2G); features that do"
+        " not fit go to a temporary file in $TMPDIR."
+    ),
 ]
 Precision = Annotated[
     str, typer.Option(help="fp32, or bf16/fp16 on GPUs (faster, within 6e-2 of fp32).")

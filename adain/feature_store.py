@@ -20,6 +20,8 @@ from types import TracebackType
 import torch
 from torch import Tensor
 
+from adain.runtime import long_lived_allocations
+
 _FLOAT_BYTES = 4
 
 
@@ -44,16 +46,18 @@ class FeatureStore:
         self.spill = spill
         self._memory: Tensor | None = None
         self._file = None
+        self._directory = directory or tempfile.gettempdir()
         if spill:
             self._file = tempfile.TemporaryFile(dir=directory)
             size = _FLOAT_BYTES * shape[0] * shape[1] * shape[2] * shape[3]
             try:
                 os.ftruncate(self._file.fileno(), size)  # sparse until written
-            except OSError:
+            except OSError as error:
                 self._file.close()
-                raise
+                raise self._disk_error(error) from error
         else:
-            self._memory = torch.empty(shape, dtype=torch.float32, device=device)
+            with long_lived_allocations():
+                self._memory = torch.empty(shape, dtype=torch.float32, device=device)
 
     def __enter__(self) -> FeatureStore:
         return self
@@ -73,6 +77,12 @@ class FeatureStore:
             self._file.close()
             self._file = None
 
+    def _disk_error(self, error: OSError) -> OSError:
+        return OSError(
+            f"cannot keep tile features in a temporary file in {self._directory} ({error}): "
+            "free disk space there, point TMPDIR at a larger disk, or raise --max-memory"
+        )
+
     def _offset(self, row: int, col: int) -> int:
         batch, channels, _, width = self.shape
         return _FLOAT_BYTES * (row * width + col) * batch * channels
@@ -89,9 +99,13 @@ class FeatureStore:
         descriptor = self._file.fileno()
         for i, row in enumerate(range(*rows)):
             data = memoryview(block[i]).cast("B")
-            written = os.pwrite(descriptor, data, self._offset(row, cols[0]))
+            try:
+                written = os.pwrite(descriptor, data, self._offset(row, cols[0]))
+            except OSError as error:  # ENOSPC, EIO
+                raise self._disk_error(error) from error
             if written != len(data):
-                raise OSError(f"short write to the feature file ({written} of {len(data)} bytes)")
+                error = OSError(f"short write ({written} of {len(data)} bytes)")
+                raise self._disk_error(error)
 
     def get(self, rows: tuple[int, int], cols: tuple[int, int]) -> Tensor:
         """The ``(B, C, rows, cols)`` rectangle; a spilled map returns a channels_last CPU

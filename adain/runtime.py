@@ -35,8 +35,12 @@ TOLERANCE["fp16"] = 1e-2
 # glibc mallopt parameter numbers (malloc.h).
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
+# glibc's default M_MMAP_MAX.
+_DEFAULT_MMAP_MAX = 65536
 # Keep up to this much freed memory at the top of the heap instead of returning it to the OS.
 _TRIM_THRESHOLD = 1 << 30
+# mallopt, once tune_allocator has applied (None: the allocator is as the process started).
+_mallopt: Callable[[int, int], int] | None = None
 
 
 def tune_allocator() -> bool:
@@ -60,7 +64,30 @@ def tune_allocator() -> bool:
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     ok = mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD) == 1
-    return mallopt(_M_MMAP_MAX, 0) == 1 and ok
+    ok = mallopt(_M_MMAP_MAX, 0) == 1 and ok
+    if ok:
+        global _mallopt
+        _mallopt = mallopt
+    return ok
+
+
+@contextlib.contextmanager
+def long_lived_allocations() -> Iterator[None]:
+    """Serve the large allocations made inside from ``mmap`` again, as glibc does by default.
+
+    For buffers that outlive many forward passes (a tiled image's output and kept features):
+    on the heap that :func:`tune_allocator` sets up they would sit between the activations of
+    successive tiles and fragment it; peak RSS of a 2048 px run in 1 GiB tiles exceeded its
+    estimate by ~30 % that way. A no-op unless :func:`tune_allocator` applied.
+    """
+    if _mallopt is None:
+        yield
+        return
+    _mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
+    try:
+        yield
+    finally:
+        _mallopt(_M_MMAP_MAX, 0)
 
 
 def check_precision(precision: str, device: torch.device) -> Precision:

@@ -34,15 +34,17 @@ from adain.model import (
     check_masks,
     resolve_styles,
 )
-from adain.runtime import Precision, Runner
+from adain.runtime import Precision, Runner, long_lived_allocations
 from adain.style import StyleStats
 
-# Working memory of one forward pass per input pixel at base width 64 (bytes): the full-
-# resolution stages hold two 64-channel fp32 maps at once (2 x 64 x 4 = 512 B) plus the fused
-# decoder step's phase map and allocator slack. Whole-image runs on the CPU grew peak RSS by
-# 850-870 B per pixel at 1024 and 1536 px (1075 at 512 px, where fixed costs weigh more); this
-# adds ~30 % margin.
-BYTES_PER_PIXEL = 1152
+# Working memory of one tile's forward pass per window pixel at base width 64 (bytes). A
+# whole-image run grows peak RSS by 850-870 B per pixel (1024 and 1536 px on the CPU): two
+# 64-channel fp32 maps at full resolution (512 B) plus the fused decoder step's phase map and
+# allocator slack. Tiled runs grow it more, as the heap fragments across tiles: ~1850 B per
+# window pixel at 4096 px with 920 px windows. 1504 B keeps the default 2 GiB budget at ~2.5 GiB
+# peak RSS for 4096 px (python -m benchmarks adain --big 4096) while a 2048 px image still runs
+# as 2x2 tiles: the estimate steers the tile size, it is not a hard cap.
+BYTES_PER_PIXEL = 1504
 # Default budget for the stylisation's own memory (image, output, features, tiles).
 DEFAULT_MAX_MEMORY = 2 << 30
 # Halo in relu4_1 cells (8 px) around a tile's core, in both passes: it covers the receptive
@@ -161,10 +163,22 @@ def _spans(cells: int, tile: int) -> Iterator[tuple[int, int]]:
     yield from zip(bounds[:-1], bounds[1:], strict=True)
 
 
-def _tiles(shape: tuple[int, int], tile: int) -> Iterator[tuple[tuple[int, int], tuple[int, int]]]:
-    for rows in _spans(shape[0], tile):
-        for cols in _spans(shape[1], tile):
-            yield rows, cols
+def _tiles(shape: tuple[int, int], tile: int) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """Tile cores (rows, cols in cells), largest window (core and halo) first.
+
+    Order matters for memory, not for results (statistics and blending add up in any order):
+    after the largest tile, every later tile's activations fit the heap blocks it freed. In
+    raster order each slightly larger tile extended the heap instead; a 2048 px run in 1 GiB
+    tiles grew peak RSS ~30 % past its estimate that way.
+    """
+    tiles = [(rows, cols) for rows in _spans(shape[0], tile) for cols in _spans(shape[1], tile)]
+
+    def window(tile: tuple[tuple[int, int], tuple[int, int]]) -> int:
+        top, bottom = _grow(tile[0], HALO, shape[0])
+        left, right = _grow(tile[1], HALO, shape[1])
+        return (bottom - top) * (right - left)
+
+    return sorted(tiles, key=window, reverse=True)
 
 
 def _grow(span: tuple[int, int], halo: int, limit: int) -> tuple[int, int]:
@@ -364,7 +378,8 @@ def stylize_tiled(
         if plan.tile_cells >= max(cells):  # one tile: the whole-image run
             ((_, _, image),) = tiles
             return image[:, :, :height, :width].to(content.device)
-        out = content.new_zeros(batch, 3, height, width)
+        with long_lived_allocations():
+            out = content.new_zeros(batch, 3, height, width)
         for rows, cols, image in tiles:
             _blend(out, image, rows, cols, cells)
     return out

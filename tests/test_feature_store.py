@@ -47,3 +47,13 @@ def test_spilled_map_reads_back_channels_last_and_sparse(tmp_path):
         assert got.is_contiguous(memory_format=torch.channels_last)  # as the runner wants it
         # Never written: the file is sparse and reads as zeros.
         assert torch.equal(store.get((0, 4), (0, 8)), torch.zeros(1, 256, 4, 8))
+
+
+def test_a_full_disk_says_what_to_do(tmp_path, monkeypatch):
+    def no_space(*args):
+        raise OSError(28, "No space left on device")
+
+    with FeatureStore((1, 2, 4, 4), spill=True, directory=str(tmp_path)) as store:
+        monkeypatch.setattr("adain.feature_store.os.pwrite", no_space)
+        with pytest.raises(OSError, match="No space left on device.*point TMPDIR at a larger disk"):
+            store.put((0, 2), (0, 4), torch.zeros(1, 2, 2, 4))
