@@ -139,3 +139,19 @@ def test_parse_memory(text, expected):
 def test_parse_memory_rejects_nonsense(text):
     with pytest.raises(ValueError, match="memory size"):
         parse_memory(text)
+
+
+def test_tiles_cover_every_cell_once_largest_window_first():
+    from adain.tiling import HALO, _grow, _tiles
+
+    shape = (37, 53)
+    tiles = _tiles(shape, 10)
+    covered = torch.zeros(shape, dtype=torch.int64)
+    for rows, cols in tiles:
+        covered[slice(*rows), slice(*cols)] += 1
+    assert bool((covered == 1).all())
+    areas = []
+    for rows, cols in tiles:
+        (top, bottom), (left, right) = _grow(rows, HALO, shape[0]), _grow(cols, HALO, shape[1])
+        areas.append((bottom - top) * (right - left))
+    assert areas == sorted(areas, reverse=True) and areas[0] > areas[-1]
