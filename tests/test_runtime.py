@@ -113,3 +113,15 @@ def test_gpu_paths_match_eager_fp32(precision):
     runner = Runner(make_model(), "cuda", precision=precision)
     actual = _round_trip(runner, image.cuda())
     _assert_within(actual, expected, max(TOLERANCE[precision], 1e-3))
+
+
+def test_long_lived_allocations_restore_the_tuned_heap(monkeypatch):
+    from adain import runtime
+
+    calls = []
+    monkeypatch.setattr(runtime, "_mallopt", lambda param, value: calls.append((param, value)))
+    with pytest.raises(RuntimeError), runtime.long_lived_allocations():
+        assert calls == [(runtime._M_MMAP_MAX, runtime._DEFAULT_MMAP_MAX)]
+        raise RuntimeError("allocation failed")
+    # mmap for large blocks again inside, and back to the heap afterwards, even on errors.
+    assert calls == [(runtime._M_MMAP_MAX, runtime._DEFAULT_MMAP_MAX), (runtime._M_MMAP_MAX, 0)]
