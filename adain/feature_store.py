@@ -43,7 +43,6 @@ class FeatureStore:
         directory: str | None = None,
     ):
         self.shape = shape
-        self.spill = spill
         self._memory: Tensor | None = None
         self._file = None
         self._directory = directory or tempfile.gettempdir()
