@@ -48,18 +48,30 @@ def upsample_conv3x3(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
         ``(B, O, 2h, 2w)``; equal to the upsample-pad-convolve sequence up to float rounding
         (the kernel rows are summed before multiplying), and differentiable.
     """
-    batch, _, height, width = x.shape
-    out_channels = weight.shape[0]
     padded = F.pad(x, (1, 1, 1, 1), mode="replicate")
+    phases = upsample_phases(padded, upsample_conv_weight(weight), bias)
+    del padded  # freed before the 4x-size output is allocated
+    return interleave_phases(phases, _layout(x))
+
+
+def _layout(x: Tensor) -> torch.memory_format:
+    channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+    return torch.channels_last if channels_last else torch.contiguous_format
+
+
+def upsample_phases(padded: Tensor, phase_weight: Tensor, bias: Tensor | None) -> Tensor:
+    """The four phase convolutions of an input already padded by one row and column on each
+    side (replicate, or the real neighbouring rows when streaming strips), with the kernels of
+    :func:`upsample_conv_weight`: ``(B, I, h + 2, w + 2)`` -> ``(B, 4 * O, h + 1, w + 1)``,
+    where phase ``(a, b)``'s output pixel ``(i, j)`` sits at ``(i + a, j + b)``."""
     phase_bias = None if bias is None else bias.repeat(4)
-    # (B, 4 * O, h + 1, w + 1): phase (a, b)'s output pixel (i, j) sits at (i + a, j + b).
-    phases = F.conv2d(padded, upsample_conv_weight(weight), phase_bias)
-    del padded
-    layout = (
-        torch.channels_last
-        if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
-        else torch.contiguous_format
-    )
+    return F.conv2d(padded, phase_weight, phase_bias)
+
+
+def interleave_phases(phases: Tensor, layout: torch.memory_format) -> Tensor:
+    """Phase maps ``(B, 4 * O, h + 1, w + 1)`` -> the upsampled output ``(B, O, 2h, 2w)``."""
+    batch, channels, height, width = phases.shape
+    out_channels, height, width = channels // 4, height - 1, width - 1
     out = torch.empty(
         batch,
         out_channels,

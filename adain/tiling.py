@@ -1,17 +1,19 @@
-"""Tiled stylisation in bounded memory: exact global AdaIN statistics, then overlapping tiles.
+"""Stylisation in bounded memory: exact global AdaIN statistics, then strips of rows.
 
-AdaIN's content statistics are global per channel (paper eq. 8), so a tile cannot be stylised on
-its own statistics without seams. Pass one streams tiles through the encoder and accumulates the
-exact relu4_1 mean and variance over the whole (padded) image, each feature position once, and
-keeps the features: in memory, or in a temporary file when they do not fit the memory budget
-(:mod:`adain.feature_store`), so the image is encoded once at any size. Pass two applies AdaIN
-with those global statistics tile by tile, decodes each tile with a halo and blends the tiles
-with linear feathers.
+AdaIN's content statistics are global per channel (paper eq. 8), so part of an image cannot be
+stylised on its own statistics without seams. Pass one streams the image through the encoder in
+strips of rows (:mod:`adain.streaming`: each layer carries the rows the next strip needs, so no
+row is computed twice), accumulates the exact relu4_1 mean and variance over the whole (padded)
+image and keeps the features: in memory, or in a temporary file when they do not fit the memory
+budget (:mod:`adain.feature_store`), so the image is encoded once at any size. Pass two applies
+AdaIN with those global statistics and streams the features through the decoder strip by strip.
+The strips stack up to the whole-image output, to float rounding.
 
-With the default halos, which cover the receptive fields of the encoder (~37 px) and decoder
-(~30 px), every output pixel sees the same inputs as in a whole-image run, so tiled and whole
-outputs agree to float rounding (tests/test_tiling.py); the feather only hides seams when a
-smaller halo is forced.
+Memory grows with a strip's width. An image too wide for the narrowest strip within the budget
+(or a ``tile`` narrower than the image) is also split into columns, which do overlap: each is
+encoded and decoded with a halo covering the receptive fields of the encoder (~37 px) and decoder
+(~30 px), and neighbouring columns are blended with linear feathers inside the exact region, so
+the output still matches a whole-image run to float rounding (tests/test_tiling.py).
 """
 
 from __future__ import annotations
@@ -35,42 +37,52 @@ from adain.model import (
     resolve_styles,
 )
 from adain.runtime import Precision, Runner, long_lived_allocations
+from adain.streaming import decoder_stream, encoder_stream
 from adain.style import StyleStats
 
-# Working memory of one tile's forward pass per window pixel at base width 64 (bytes). A
+# Working memory of one strip's forward pass per pixel at base width 64 (bytes). A
 # whole-image run grows peak RSS by 850-870 B per pixel (1024 and 1536 px on the CPU): two
 # 64-channel fp32 maps at full resolution (512 B) plus the fused decoder step's phase map and
-# allocator slack. Tiled runs grow it more, as the heap fragments across tiles: ~1850 B per
-# window pixel at 4096 px with 920 px windows. 1504 B kept the default 2 GiB budget at 2.79 GiB
-# peak RSS for 4096 px (python -m benchmarks adain --big 4096) while a 2048 px image still runs
-# as 2x2 tiles: the estimate steers the tile size, it is not a hard cap.
+# allocator slack. Runs in pieces grow it more, as the heap fragments across them: ~1850 B per
+# window pixel at 4096 px with 920 px tiles. 1504 B kept the default 2 GiB budget at 2.79 GiB
+# peak RSS for 4096 px (python -m benchmarks adain --big 4096): the estimate steers the strip
+# size, it is not a hard cap.
 BYTES_PER_PIXEL = 1504
-# Default budget for the stylisation's own memory (image, output, features, tiles).
+# Default budget for the stylisation's own memory (image, output, features, strips).
 DEFAULT_MAX_MEMORY = 2 << 30
-# Halo in relu4_1 cells (8 px) around a tile's core, in both passes: it covers the receptive
-# field of the encoder (~37 px) in pass one and of the decoder (~30 px) in pass two.
+# Halo in relu4_1 cells (8 px) on each side of a column tile, in both passes: it covers the
+# receptive field of the encoder (~37 px) in pass one and of the decoder (~30 px) in pass two.
 HALO = 6
-# Feather width in px on each side of a tile boundary; <= 8 * HALO - 30 px keeps the blended
+# Feather width in px on each side of a column boundary; <= 8 * HALO - 30 px keeps the blended
 # pixels inside the exact region.
 FEATHER = 16
-# Smallest tile core (cells): below this the halos cost more than the tile itself.
+# Smallest column tile core (cells): below this the halos cost more than the tile itself.
 MIN_TILE_CELLS = 8
+# Lowest strip (cells) a plan picks before splitting columns: lower strips make thin matrix
+# products at relu4_1 (a 4-cell strip of a 4096 px image is still 2048 positions).
+MIN_STRIP_CELLS = 4
+# Highest strip (px rows x image width, pixels). Larger maps ran slower on the 2-core reference
+# CPU: a 2048 px image as one piece took longer than in four strips. See benchmarks/.
+MAX_STRIP_PIXELS = 1 << 20
 
 
-# A spilled feature map is chosen over an in-memory one only when its larger tiles cut the
-# halo work by more than this factor: the file's I/O is cheap but not free.
+# A spilled feature map is chosen over an in-memory one only when its wider column tiles cut
+# the halo work by more than this factor: the file's I/O is cheap but not free.
 SPILL_GAIN = 1.1
 
 
 @dataclass(frozen=True)
 class TilePlan:
-    """How an image is processed: tile core size in relu4_1 cells and where features are kept.
+    """How an image is processed, in relu4_1 cells (8 px), and where features are kept.
 
-    ``tile_cells`` covering the whole feature map means one tile (a whole-image run);
-    ``spill_features`` keeps pass one's features in a temporary file instead of memory.
+    ``tile_cells`` is the width of a column tile's core (covering the feature map's width: no
+    column split, no halo); ``strip_cells`` the height of the strips streamed through each
+    column (covering its height: one piece). ``spill_features`` keeps pass one's features in a
+    temporary file instead of memory.
     """
 
     tile_cells: int
+    strip_cells: int
     spill_features: bool
     estimated_bytes: int
 
@@ -99,61 +111,66 @@ def plan_tiles(
     max_memory: int | None = None,
     tile: int | None = None,
 ) -> TilePlan:
-    """Choose the largest tile, and memory or a file for the features, within ``max_memory``.
+    """Choose strips (and column tiles if the image is too wide), and memory or a file for the
+    features, within ``max_memory``.
 
     The estimate counts the input, the output, the kept relu4_1 features (``8 * base`` fp32
-    values per cell, unless spilled to a file) and one tile's activations
+    values per cell, unless spilled to a file) and one strip's activations
     (:data:`BYTES_PER_PIXEL`); not the model or the interpreter. ``tile`` (px, rounded down to a
-    multiple of 8) fixes the tile size instead.
+    multiple of 8) caps both the strip height and the column width instead.
     """
     budget = DEFAULT_MAX_MEMORY if max_memory is None else max_memory
     cells_h = math.ceil(height / DOWNSAMPLING)
     cells_w = math.ceil(width / DOWNSAMPLING)
-    whole = max(cells_h, cells_w)
     per_px = BYTES_PER_PIXEL * base_channels / 64 * batch
     images = 2 * 4 * 3 * batch * height * width  # fp32 input and output
     cache = 4 * 8 * base_channels * batch * cells_h * cells_w
 
-    def tile_bytes(cells: int) -> float:
-        side_h = min(cells + 2 * HALO, cells_h) * DOWNSAMPLING
-        side_w = min(cells + 2 * HALO, cells_w) * DOWNSAMPLING
-        return per_px * side_h * side_w
+    def strip_bytes(cols: int, rows: int) -> float:
+        window = cells_w if cols >= cells_w else min(cols + 2 * HALO, cells_w)
+        return per_px * window * min(rows, cells_h) * DOWNSAMPLING**2
 
-    def halo_work(cells: int) -> float:
-        # Encoded or decoded area per core area: the cost of small tiles.
-        return (
-            (min(cells + 2 * HALO, cells_h) * min(cells + 2 * HALO, cells_w))
-            / min(cells, cells_h)
-            / min(cells, cells_w)
-        )
+    def plan(cols: int, rows: int, spill: bool) -> TilePlan:
+        cols, rows = min(cols, cells_w), min(rows, cells_h)
+        fixed = images + (0 if spill else cache)
+        return TilePlan(cols, rows, spill, int(fixed + strip_bytes(cols, rows)))
 
     if tile is not None:
         if tile < MIN_TILE_CELLS * DOWNSAMPLING:
             raise ValueError(
                 f"tile must be at least {MIN_TILE_CELLS * DOWNSAMPLING} px, got {tile}"
             )
-        cells = min(tile // DOWNSAMPLING, whole)
-        spill = max_memory is not None and images + cache + tile_bytes(cells) > budget
-        return TilePlan(cells, spill, int(images + (not spill) * cache + tile_bytes(cells)))
-    if images + cache + tile_bytes(whole) <= budget:
-        return TilePlan(whole, False, int(images + cache + tile_bytes(whole)))
+        cells = tile // DOWNSAMPLING
+        spill = max_memory is not None and images + cache + strip_bytes(cells, cells) > budget
+        return plan(cells, cells, spill)
+    # Strips no higher than MAX_STRIP_PIXELS even when memory allows more: they ran faster.
+    fastest = max(MIN_STRIP_CELLS, MAX_STRIP_PIXELS // (batch * cells_w * DOWNSAMPLING**2))
+    if images + cache + strip_bytes(cells_w, min(fastest, cells_h)) <= budget:
+        return plan(cells_w, fastest, False)
     options = []
     for spill in (False, True):
-        fixed = images + (0 if spill else cache)
-        side = math.isqrt(max(int((budget - fixed) / per_px), 0)) // DOWNSAMPLING - 2 * HALO
+        room = budget - images - (0 if spill else cache)
+        rows = int(room / (per_px * cells_w * DOWNSAMPLING**2))
+        if rows >= MIN_STRIP_CELLS:  # full-width strips
+            options.append(plan(cells_w, min(rows, fastest), spill))
+            continue
+        # Too wide: column tiles with halos, square windows.
+        side = math.isqrt(max(int(room / per_px), 0)) // DOWNSAMPLING - 2 * HALO
         if side >= MIN_TILE_CELLS:
-            cells = min(side, whole)
-            options.append(TilePlan(cells, spill, int(fixed + tile_bytes(cells))))
+            options.append(plan(side, side + 2 * HALO, spill))
     if not options:
-        least = images + tile_bytes(MIN_TILE_CELLS)
+        least = images + strip_bytes(MIN_TILE_CELLS, MIN_TILE_CELLS + 2 * HALO)
         raise ValueError(
             f"max_memory {budget / 2**30:.2f} GiB is too small for a {width}x{height} image: "
             f"allow at least {math.ceil(least / 2**20)} MiB"
         )
+
+    def halo_work(option: TilePlan) -> float:
+        # Encoded or decoded width per core width: the cost of column tiles.
+        return min(option.tile_cells + 2 * HALO, cells_w) / option.tile_cells
+
     in_memory, spilled = options[0], options[-1]
-    if halo_work(in_memory.tile_cells) <= SPILL_GAIN * halo_work(spilled.tile_cells):
-        return in_memory
-    return spilled
+    return in_memory if halo_work(in_memory) <= SPILL_GAIN * halo_work(spilled) else spilled
 
 
 def _spans(cells: int, tile: int) -> Iterator[tuple[int, int]]:
@@ -163,22 +180,20 @@ def _spans(cells: int, tile: int) -> Iterator[tuple[int, int]]:
     yield from zip(bounds[:-1], bounds[1:], strict=True)
 
 
-def _tiles(shape: tuple[int, int], tile: int) -> list[tuple[tuple[int, int], tuple[int, int]]]:
-    """Tile cores (rows, cols in cells), largest window (core and halo) first.
+def _columns(cells: int, tile: int) -> list[tuple[int, int]]:
+    """Column tile cores (cells), widest window (core and halo) first.
 
     Order matters for memory, not for results (statistics and blending add up in any order):
-    later, smaller tiles can reuse the heap blocks the largest one freed, where in raster order
-    each slightly larger tile extended the heap. Peak RSS growth of a 2048 px run in 1 GiB
-    tiles went from 1944 to 1805 MiB.
+    later, narrower tiles can reuse the heap blocks the widest one freed, where in order each
+    slightly wider tile extended the heap. Peak RSS growth of a 2048 px run in 1 GiB
+    square tiles went from 1944 to 1805 MiB.
     """
-    tiles = [(rows, cols) for rows in _spans(shape[0], tile) for cols in _spans(shape[1], tile)]
 
-    def window(tile: tuple[tuple[int, int], tuple[int, int]]) -> int:
-        top, bottom = _grow(tile[0], HALO, shape[0])
-        left, right = _grow(tile[1], HALO, shape[1])
-        return (bottom - top) * (right - left)
+    def window(span: tuple[int, int]) -> int:
+        left, right = _grow(span, HALO, cells)
+        return right - left
 
-    return sorted(tiles, key=window, reverse=True)
+    return sorted(_spans(cells, tile), key=window, reverse=True)
 
 
 def _grow(span: tuple[int, int], halo: int, limit: int) -> tuple[int, int]:
@@ -294,20 +309,29 @@ def _pass_one(
     cells = (math.ceil(size[0] / DOWNSAMPLING), math.ceil(size[1] / DOWNSAMPLING))
     regions = 1 if share is None else share.shape[1]
     moments = [_Moments() for _ in range(regions)]
-    for rows, cols in _tiles(cells, plan.tile_cells):
-        grow_r, grow_c = _grow(rows, HALO, cells[0]), _grow(cols, HALO, cells[1])
-        feats = runner.encode(image[:, :, _pixels(grow_r, size[0]), _pixels(grow_c, size[1])])
-        core = feats[
-            :,
-            :,
-            rows[0] - grow_r[0] : rows[1] - grow_r[0],
-            cols[0] - grow_c[0] : cols[1] - grow_c[0],
-        ]
-        for k, moment in enumerate(moments):
-            weight = None if share is None else share[:, k : k + 1, slice(*rows), slice(*cols)]
-            moment.add(core, weight)
-        if store is not None:
-            store.put(rows, cols, core)
+    strips = list(_spans(cells[0], plan.strip_cells))
+    for cols in _columns(cells[1], plan.tile_cells):
+        grow_c = _grow(cols, HALO, cells[1])
+        window = image[:, :, :, _pixels(grow_c, size[1])]
+        stream = encoder_stream(runner) if len(strips) > 1 else None
+        top = 0
+        for index, strip in enumerate(strips):
+            rows = window[:, :, _pixels(strip, size[0])]
+            if stream is None:
+                feats = runner.encode(rows)  # one piece: the runner's compiled path if any
+            else:
+                feats = stream.push(rows, last=index == len(strips) - 1)
+                if feats is None:
+                    continue
+            span = (top, top + feats.shape[2])
+            top = span[1]
+            core = feats[:, :, :, cols[0] - grow_c[0] : cols[1] - grow_c[0]]
+            for k, moment in enumerate(moments):
+                weight = None if share is None else share[:, k : k + 1, slice(*span), slice(*cols)]
+                moment.add(core, weight)
+            if store is not None:
+                store.put(span, cols, core)
+        assert top == cells[0], f"streamed {top} of {cells[0]} feature rows"
     return moments
 
 
@@ -374,14 +398,14 @@ def stylize_tiled(
                 continue
             mean, std = moment.mean_std(runner.eps)
             content_stats.append((mean.to(runner.device), std.to(runner.device)))
-        tiles = _pass_two(runner, store, plan, content_stats, styles, alpha, share)
-        if plan.tile_cells >= max(cells):  # one tile: the whole-image run
-            ((_, _, image),) = tiles
+        pieces = _pass_two(runner, store, plan, content_stats, styles, alpha, share)
+        if plan.tile_cells >= cells[1] and plan.strip_cells >= cells[0]:  # the whole image
+            ((_, _, image),) = pieces
             return image[:, :, :height, :width].to(content.device)
         with long_lived_allocations():
             out = content.new_zeros(batch, 3, height, width)
-        for rows, cols, image in tiles:
-            _blend(out, image, rows, cols, cells)
+        for top, cols, image in pieces:
+            _blend(out, image, top, cols, cells[1])
     return out
 
 
@@ -393,43 +417,46 @@ def _pass_two(
     styles: Sequence[StyleStats],
     alpha: float,
     share: Tensor | None,
-) -> Iterator[tuple[tuple[int, int], tuple[int, int], Tensor]]:
-    """Per tile: its core rows and columns (cells) and its decoded image from
-    ``(rows[0] - halo, cols[0] - halo)`` cells on (the halo clipped at the image's edges)."""
+) -> Iterator[tuple[int, tuple[int, int], Tensor]]:
+    """Per decoded piece: its first pixel row, its column tile's core (cells) and its rows of
+    the tile's window, from ``cols[0] - halo`` cells on (the halo clipped at the image's edges)."""
     cells = store.shape[2], store.shape[3]
-    for rows, cols in _tiles(cells, plan.tile_cells):
-        grow_r, grow_c = _grow(rows, HALO, cells[0]), _grow(cols, HALO, cells[1])
-        feats = store.get(grow_r, grow_c).to(runner.device)
-        tile_share = None
-        if share is not None:
-            tile_share = share[:, :, slice(*grow_r), slice(*grow_c)].to(runner.device)
-        target = _transfer(feats, content_stats, styles, alpha, tile_share)
-        yield rows, cols, runner.decode(target)
+    strips = list(_spans(cells[0], plan.strip_cells))
+    for cols in _columns(cells[1], plan.tile_cells):
+        grow_c = _grow(cols, HALO, cells[1])
+        stream = decoder_stream(runner) if len(strips) > 1 else None
+        top = 0
+        for index, rows in enumerate(strips):
+            feats = store.get(rows, grow_c).to(runner.device)
+            piece_share = None
+            if share is not None:
+                piece_share = share[:, :, slice(*rows), slice(*grow_c)].to(runner.device)
+            target = _transfer(feats, content_stats, styles, alpha, piece_share)
+            del feats
+            if stream is None:
+                image = runner.decode(target)  # one piece: the runner's compiled path if any
+            else:
+                image = stream.push(target, last=index == len(strips) - 1)
+                if image is None:
+                    continue
+            yield top, cols, image
+            top += image.shape[2]
 
 
-def _blend(
-    out: Tensor,
-    image: Tensor,
-    rows: tuple[int, int],
-    cols: tuple[int, int],
-    cells: tuple[int, int],
-) -> None:
-    """Add a tile's decoded image (halo included, as :func:`_pass_two` yields it) into ``out``
-    with feathered weights."""
+def _blend(out: Tensor, image: Tensor, top: int, cols: tuple[int, int], cells_w: int) -> None:
+    """Add rows ``top...`` of a column tile's decoded window (halo included, as
+    :func:`_pass_two` yields it) into ``out`` with feathered weights across columns."""
     height, width = out.shape[2:]
-    w_r = _feather(rows, cells[0], FEATHER, image.device)
-    w_c = _feather(cols, cells[1], FEATHER, image.device)
-    # Pixel window of this tile's contribution, in image and in tile coordinates.
-    top = rows[0] * DOWNSAMPLING - (FEATHER if rows[0] > 0 else 0)
+    weight = _feather(cols, cells_w, FEATHER, image.device)
+    # Pixel columns of this tile's contribution, in image and in window coordinates.
     left = cols[0] * DOWNSAMPLING - (FEATHER if cols[0] > 0 else 0)
-    bottom, right = min(top + w_r.numel(), height), min(left + w_c.numel(), width)
+    right = min(left + weight.numel(), width)
+    bottom = min(top + image.shape[2], height)
     if bottom <= top or right <= left:
         return
-    grow_r, grow_c = _grow(rows, HALO, cells[0]), _grow(cols, HALO, cells[1])
-    off_r, off_c = top - grow_r[0] * DOWNSAMPLING, left - grow_c[0] * DOWNSAMPLING
-    piece = image[:, :, off_r : off_r + bottom - top, off_c : off_c + right - left]
-    weight = w_r[: bottom - top, None] * w_c[None, : right - left]
-    out[:, :, top:bottom, left:right] += (piece * weight).to(out.device)
+    offset = left - _grow(cols, HALO, cells_w)[0] * DOWNSAMPLING
+    piece = image[:, :, : bottom - top, offset : offset + right - left]
+    out[:, :, top:bottom, left:right] += (piece * weight[: right - left]).to(out.device)
 
 
 def stylize_tensor(
@@ -465,7 +492,9 @@ def stylize_tensor(
 
 
 def needs_tiles(content: Tensor, base_channels: int = 64) -> bool:
-    """Whether a whole-image run of ``content`` would exceed :data:`DEFAULT_MAX_MEMORY`."""
+    """Whether ``content`` runs in pieces by default: a whole-image run would exceed
+    :data:`DEFAULT_MAX_MEMORY`, or the image is large enough that strips run faster."""
     batch, _, height, width = content.shape
     plan = plan_tiles(batch, height, width, base_channels)
-    return plan.tile_cells < math.ceil(max(height, width) / DOWNSAMPLING)
+    cells_h, cells_w = math.ceil(height / DOWNSAMPLING), math.ceil(width / DOWNSAMPLING)
+    return plan.tile_cells < cells_w or plan.strip_cells < cells_h

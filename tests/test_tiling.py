@@ -5,9 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
+from adain.model import DOWNSAMPLING
 from adain.runtime import Runner
 from adain.tiling import (
     DEFAULT_MAX_MEMORY,
+    MAX_STRIP_PIXELS,
+    MIN_STRIP_CELLS,
     TilePlan,
     image_stats,
     needs_tiles,
@@ -15,10 +18,11 @@ from adain.tiling import (
     plan_tiles,
     stylize_tiled,
 )
-from tests.conftest import TINY_WIDTH, smooth_image
+from tests.conftest import smooth_image
 
-# Tiled and whole outputs (magnitude ~2) differ only by float summation order: the halos cover
-# the receptive fields, so we compare everywhere, borders included.
+# Outputs in pieces and whole (magnitude ~2) differ only by float summation order: strips carry
+# the rows each layer needs and column halos cover the receptive fields, so we compare
+# everywhere, borders included.
 ATOL = 1e-4
 
 
@@ -42,16 +46,34 @@ def _close(actual: torch.Tensor, expected: torch.Tensor) -> None:
 
 
 @pytest.mark.parametrize("spill", [False, True])
-def test_tiled_matches_whole_image(tiny_model, style, spill):
-    # 101x133 px: not a multiple of 8 (reflect padding), 13x17 cells in 2x3 tiles of <= 8.
+@pytest.mark.parametrize(
+    ("cols", "rows"),
+    [
+        (17, 1),  # one-cell strips: every layer's carried rows matter
+        (17, 3),  # strips whose pooled rows end odd at some levels
+        (8, 5),  # column tiles (halos, feathers) and strips together
+        (8, 13),  # column tiles only
+    ],
+)
+def test_pieces_match_whole_image(tiny_model, style, spill, cols, rows):
+    # 101x133 px: not a multiple of 8 (reflect padding), 13x17 cells.
     content = smooth_image(5, 101, 133)
     with torch.inference_mode():
         whole = tiny_model(content, style, 0.8)
         stats = tiny_model.style_stats(style)
-        tiled = stylize_tiled(
-            _runner(tiny_model), content, [stats], 0.8, plan=TilePlan(8, spill, 0)
-        )
-    _close(tiled, whole)
+        plan = TilePlan(cols, rows, spill, 0)
+        pieces = stylize_tiled(_runner(tiny_model), content, [stats], 0.8, plan=plan)
+    _close(pieces, whole)
+
+
+def test_strips_match_whole_image_in_channels_last(tiny_model, style):
+    content = smooth_image(4, 64, 48)
+    with torch.inference_mode():
+        whole = tiny_model(content, style, 1.0)
+        runner = Runner(tiny_model, "cpu", channels_last=True)
+        plan = TilePlan(6, 2, False, 0)
+        strips = stylize_tiled(runner, content, [tiny_model.style_stats(style)], plan=plan)
+    _close(strips, whole)
 
 
 def test_tiled_matches_with_masks_and_weights(tiny_model, style):
@@ -92,21 +114,37 @@ def test_stylize_task_api_tiles(tiny_model, style):
 
 def test_plan_is_whole_image_when_it_fits():
     plan = plan_tiles(1, 512, 512)
-    assert plan == TilePlan(64, False, plan.estimated_bytes)
+    assert plan == TilePlan(64, 64, False, plan.estimated_bytes)
     assert plan.estimated_bytes <= DEFAULT_MAX_MEMORY
+
+
+def test_plan_streams_large_images_in_full_width_strips():
+    # 2048 px fits the default budget in strips no higher than MAX_STRIP_PIXELS.
+    plan = plan_tiles(1, 2048, 2048)
+    assert plan.tile_cells == 256 and not plan.spill_features
+    assert plan.strip_cells * DOWNSAMPLING * 2048 <= max(MAX_STRIP_PIXELS, 2048 * 8 * 4)
+    assert plan.strip_cells < 256
 
 
 @pytest.mark.parametrize("budget", ["3G", "1G", "600M"])
 def test_plan_fits_the_budget(budget):
     limit = parse_memory(budget)
     plan = plan_tiles(1, 4096, 4096, max_memory=limit)
-    assert plan.tile_cells < 512  # 4096 px does not fit whole in these budgets
+    assert plan.strip_cells < 512  # 4096 px does not fit whole in these budgets
     assert plan.estimated_bytes <= limit
-    # 3G keeps the 512 MiB feature map in memory with ~1 kpx tiles. Below, in-memory features
-    # would leave tiles whose halos cost more than 10 % extra work (or no room at all), so
-    # they go to a file and the tiles stay large.
+    # 3G keeps the 512 MiB feature map in memory with full-width strips. Below, in-memory
+    # features would leave strips too low for the full width (column tiles with halos), or no
+    # room at all, so they go to a file and the strips keep the full width.
     assert plan.spill_features == (limit < parse_memory("3G"))
-    assert plan.tile_cells >= 32
+    assert plan.tile_cells == 512
+    assert plan.strip_cells >= MIN_STRIP_CELLS
+
+
+def test_plan_splits_columns_only_when_full_width_strips_do_not_fit():
+    # A 100k px wide panorama: even 4-cell strips of its full width exceed 2 GiB.
+    plan = plan_tiles(1, 256, 100_000)
+    assert plan.tile_cells < 100_000 // DOWNSAMPLING
+    assert plan.estimated_bytes <= DEFAULT_MAX_MEMORY
 
 
 def test_plan_explains_a_budget_that_is_too_small():
@@ -116,16 +154,17 @@ def test_plan_explains_a_budget_that_is_too_small():
         plan_tiles(1, 512, 512, tile=32)
 
 
-def test_explicit_tile_rounds_to_cells():
-    assert plan_tiles(1, 1000, 1000, tile=300).tile_cells == 37
-    assert plan_tiles(1, 200, 200, tile=4096).tile_cells == 25
+def test_explicit_tile_caps_strips_and_columns():
+    plan = plan_tiles(1, 1000, 1000, tile=300)
+    assert (plan.tile_cells, plan.strip_cells) == (37, 37)
+    plan = plan_tiles(1, 200, 120, tile=4096)
+    assert (plan.tile_cells, plan.strip_cells) == (15, 25)
 
 
 def test_needs_tiles_only_for_large_images():
     assert not needs_tiles(torch.zeros(1, 3, 1, 1).expand(1, 3, 1024, 1024))
     assert needs_tiles(torch.zeros(1, 3, 1, 1).expand(1, 3, 8192, 8192))
     assert needs_tiles(torch.zeros(1, 3, 1, 1).expand(1, 3, 2048, 2048))
-    assert not needs_tiles(torch.zeros(1, 3, 1, 1).expand(1, 3, 2048, 2048), TINY_WIDTH)
 
 
 @pytest.mark.parametrize(
@@ -141,17 +180,14 @@ def test_parse_memory_rejects_nonsense(text):
         parse_memory(text)
 
 
-def test_tiles_cover_every_cell_once_largest_window_first():
-    from adain.tiling import HALO, _grow, _tiles
+def test_columns_cover_every_cell_once_widest_window_first():
+    from adain.tiling import HALO, _columns, _grow
 
-    shape = (37, 53)
-    tiles = _tiles(shape, 10)
-    covered = torch.zeros(shape, dtype=torch.int64)
-    for rows, cols in tiles:
-        covered[slice(*rows), slice(*cols)] += 1
+    cells = 53
+    columns = _columns(cells, 10)
+    covered = torch.zeros(cells, dtype=torch.int64)
+    for cols in columns:
+        covered[slice(*cols)] += 1
     assert bool((covered == 1).all())
-    areas = []
-    for rows, cols in tiles:
-        (top, bottom), (left, right) = _grow(rows, HALO, shape[0]), _grow(cols, HALO, shape[1])
-        areas.append((bottom - top) * (right - left))
-    assert areas == sorted(areas, reverse=True) and areas[0] > areas[-1]
+    widths = [right - left for left, right in (_grow(cols, HALO, cells) for cols in columns)]
+    assert widths == sorted(widths, reverse=True) and widths[0] > widths[-1]
