@@ -154,12 +154,15 @@ Weights = Annotated[
 Overwrite = Annotated[bool, typer.Option(help="Replace existing output files.")]
 Tile = Annotated[
     int | None,
-    typer.Option(help="Process in tiles of this many px (default: automatic above --max-memory)."),
+    typer.Option(
+        help="Process in strips (and columns) at most this many px high and wide"
+        " (default: picked from --max-memory)."
+    ),
 ]
 MaxMemory = Annotated[
     str | None,
     typer.Option(
-        help="Memory budget that picks the tile size, e.g. 3G (default: 2G); features that do"
+        help="Memory budget that picks the strip size, e.g. 3G (default: 2G); features that do"
         " not fit go to a temporary file in $TMPDIR."
     ),
 ]

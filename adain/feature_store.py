@@ -1,14 +1,14 @@
 """Where tiled stylisation keeps relu4_1 features between its passes: in memory or in a file.
 
-Pass one of :func:`adain.tiling.stylize_tiled` encodes every tile to gather AdaIN's global
-statistics; keeping those features saves encoding the image a second time in pass two (a third
-of the work). At 8192x8192 they take 2 GiB in fp32, so above the memory budget they go to an
-anonymous temporary file instead: the kernel deletes it when it is closed or the process dies,
-so nothing is left behind, and ``pread``/``pwrite`` keep it out of the process's resident
+Pass one of :func:`adain.tiling.stylize_tiled` encodes the image strip by strip to gather
+AdaIN's global statistics; keeping those features saves encoding the image a second time in pass
+two (a third of the work). At 8192x8192 they take 2 GiB in fp32, so above the memory budget they
+go to an anonymous temporary file instead: the kernel deletes it when it is closed or the process
+dies, so nothing is left behind, and ``pread``/``pwrite`` keep it out of the process's resident
 memory (a memory-mapped file would count towards it).
 
-On disk the map is laid out ``(H, W, B, C)``: one feature row of a tile is one contiguous byte
-range, and a tile read back is channels_last ``(B, C, h, w)`` without a copy.
+On disk the map is laid out ``(H, W, B, C)``: one feature row of a strip is one contiguous byte
+range, and a strip read back is channels_last ``(B, C, h, w)`` without a copy.
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ class FeatureStore:
             self._memory[:, :, slice(*rows), slice(*cols)] = feats
             return
         assert self._file is not None, "the store is closed"
-        # (h, w, B, C): each feature row of the tile is contiguous.
+        # (h, w, B, C): each feature row of the piece is contiguous.
         block = feats.detach().float().cpu().permute(2, 3, 0, 1).contiguous().numpy()
         descriptor = self._file.fileno()
         for i, row in enumerate(range(*rows)):

@@ -61,9 +61,11 @@ MIN_TILE_CELLS = 8
 # Lowest strip (cells) a plan picks before splitting columns: lower strips make thin matrix
 # products at relu4_1 (a 4-cell strip of a 4096 px image is still 2048 positions).
 MIN_STRIP_CELLS = 4
-# Highest strip (px rows x image width, pixels). Larger maps ran slower on the 2-core reference
-# CPU: a 2048 px image as one piece took longer than in four strips. See benchmarks/.
-MAX_STRIP_PIXELS = 1 << 20
+# Highest strip (px rows x image width, pixels), even where memory allows more. On the 2-core
+# CPU a 2048 px image took 40-51 s as one piece and 28-32 s in strips of 16, 32 or 64 cells
+# (peak RSS 1.29, 1.64, 2.23 GiB); 1024 px took 8.0-8.5 s whole and 7.9-8.8 s in two strips.
+# 2^19 px (32 cells at 2048 px) is as fast as larger strips for less memory.
+MAX_STRIP_PIXELS = 1 << 19
 
 
 # A spilled feature map is chosen over an in-memory one only when its wider column tiles cut
@@ -143,7 +145,7 @@ def plan_tiles(
         cells = tile // DOWNSAMPLING
         spill = max_memory is not None and images + cache + strip_bytes(cells, cells) > budget
         return plan(cells, cells, spill)
-    # Strips no higher than MAX_STRIP_PIXELS even when memory allows more: they ran faster.
+    # Strips no higher than MAX_STRIP_PIXELS even when memory allows more: no slower, less memory.
     fastest = max(MIN_STRIP_CELLS, MAX_STRIP_PIXELS // (batch * cells_w * DOWNSAMPLING**2))
     if images + cache + strip_bytes(cells_w, min(fastest, cells_h)) <= budget:
         return plan(cells_w, fastest, False)

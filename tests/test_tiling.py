@@ -162,9 +162,16 @@ def test_explicit_tile_caps_strips_and_columns():
 
 
 def test_needs_tiles_only_for_large_images():
-    assert not needs_tiles(torch.zeros(1, 3, 1, 1).expand(1, 3, 1024, 1024))
-    assert needs_tiles(torch.zeros(1, 3, 1, 1).expand(1, 3, 8192, 8192))
-    assert needs_tiles(torch.zeros(1, 3, 1, 1).expand(1, 3, 2048, 2048))
+    def image(height: int, width: int) -> torch.Tensor:
+        return torch.zeros(1, 3, 1, 1).expand(1, 3, height, width)
+
+    # Up to MAX_STRIP_PIXELS (2^19: 512 x 1024) an image runs whole; above, in strips.
+    assert MAX_STRIP_PIXELS == 512 * 1024
+    assert not needs_tiles(image(512, 512))
+    assert not needs_tiles(image(512, 1024))
+    assert needs_tiles(image(520, 1024))
+    assert needs_tiles(image(1024, 1024))
+    assert needs_tiles(image(8192, 8192))
 
 
 @pytest.mark.parametrize(
