@@ -349,17 +349,18 @@ def stylize_tiled(
     max_memory: int | None = None,
     plan: TilePlan | None = None,
 ) -> Tensor:
-    """Stylise ``content`` in tiles whose memory fits ``max_memory`` (one tile when it fits).
+    """Stylise ``content`` in strips (and, if very wide, columns) that fit ``max_memory``.
 
     Args:
         runner: the model with its speed paths (:class:`adain.runtime.Runner`).
         content: ``(B, 3, H, W)`` RGB in [0, 1], any size >= 16 px; may stay on the CPU while
-            ``runner`` runs on a GPU (tiles move one at a time).
+            ``runner`` runs on a GPU (strips move one at a time).
         styles: one :class:`StyleStats` per style.
         alpha, weights: as in :meth:`AdaIN.transfer`.
         masks: ``(B or 1, K, H', W')`` soft masks, one channel per style (resized to the content).
-        tile: tile side in px (multiple of 8, >= 64); ``None`` picks it from ``max_memory``.
-        max_memory: budget in bytes for the image, output, features and one tile (default
+        tile: cap in px (>= 64, rounded down to a multiple of 8) on the strip height and
+            column width; ``None`` picks them from ``max_memory``.
+        max_memory: budget in bytes for the image, output, features and one strip (default
             :data:`DEFAULT_MAX_MEMORY`).
         plan: an explicit :class:`TilePlan` (overrides ``tile`` and ``max_memory``).
 
@@ -367,7 +368,7 @@ def stylize_tiled(
         ``(B, 3, H, W)`` stylised image on ``content``'s device, unclamped.
 
     Note:
-        Statistics over the whole image, not per tile, keep this the paper's method: the output
+        Statistics over the whole image, not per piece, keep this the paper's method: the output
         matches a whole-image run (``AdaIN.forward``) to float rounding.
     """
     alpha = check_alpha(alpha)
@@ -477,7 +478,7 @@ def stylize_tensor(
 ) -> Tensor:
     """:meth:`AdaIN.forward` through the speed paths and in bounded memory.
 
-    Style images are encoded in tiles too (exact statistics at any size); ``preserve_color``
+    Style images are encoded in strips too (exact statistics at any size); ``preserve_color``
     works as in :meth:`AdaIN.forward`. Returns ``(B, 3, H, W)`` unclamped, on ``content``'s
     device, running on the model's device.
     """

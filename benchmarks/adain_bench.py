@@ -15,7 +15,8 @@ Variants:
         contiguous tensors, the default allocator, one image at a time, the style re-encoded
         every time (pytorch-AdaIN test.py).
     adain: this package: tuned allocator, channels_last, the style encoded per image too, and
-        :func:`adain.tiling.stylize_tiled` with its automatic tile plan (one tile when it fits).
+        :func:`adain.tiling.stylize_tiled` with its automatic plan (the whole image up to
+        2^19 px, streamed strips of rows above).
     *-batch: one style over N contents; the baseline loops, ``adain`` encodes the style once and
         runs the contents as one batch.
 """
@@ -41,9 +42,9 @@ def _pad() -> nn.Module:
     return nn.ReflectionPad2d(1)
 
 
-def original_encoder() -> nn.Sequential:
+def original_encoder(width: int = WIDTH) -> nn.Sequential:
     """vgg_normalised up to relu4_1 (indices 0-30), as the release's Sequential."""
-    w1, w2, w3, w4 = WIDTH, 2 * WIDTH, 4 * WIDTH, 8 * WIDTH
+    w1, w2, w3, w4 = width, 2 * width, 4 * width, 8 * width
     layers: list[nn.Module] = [nn.Conv2d(3, 3, 1)]
     plan = [(3, w1), (w1, w1), "P", (w1, w2), (w2, w2), "P"]
     plan += [(w2, w3), (w3, w3), (w3, w3), (w3, w3), "P", (w3, w4)]
@@ -55,9 +56,9 @@ def original_encoder() -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def original_decoder() -> nn.Sequential:
+def original_decoder(width: int = WIDTH) -> nn.Sequential:
     """The release's 29-module decoder."""
-    w1, w2, w3, w4 = WIDTH, 2 * WIDTH, 4 * WIDTH, 8 * WIDTH
+    w1, w2, w3, w4 = width, 2 * width, 4 * width, 8 * width
     layers: list[nn.Module] = []
     for c_in, c_out, up in [(w4, w3, 1), (w3, w3, 0), (w3, w3, 0), (w3, w3, 0), (w3, w2, 1)]:
         layers += [_pad(), nn.Conv2d(c_in, c_out, 3), nn.ReLU()]
