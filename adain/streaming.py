@@ -27,6 +27,7 @@ from adain.decoder import DECODER_LAYERS, Decoder
 from adain.encoder import CONTENT_LAYER, VGG19Encoder
 from adain.fused import interleave_phases, upsample_conv_weight, upsample_phases
 from adain.runtime import Runner, precision_context
+from adain.winograd import F23Kernels, conv3x3_f23, winograd_pays
 
 # A stage takes the next rows of its input (None: none this time) out of a one-item list, so
 # that it holds the only reference and can free them before allocating its output, and whether
@@ -57,6 +58,8 @@ class _RowConv:
         else:
             self.weight = weight
         self.bias = bias
+        # Wide CPU convolutions run as Winograd F(2, 3) (adain.winograd), on even widths.
+        self.f23 = F23Kernels(weight, bias) if kind == "reflect" and winograd_pays(weight) else None
         self.carry: Tensor | None = None
         self.started = False
 
@@ -108,6 +111,8 @@ class _RowConv:
             phases = upsample_phases(buf, self.weight, self.bias)
             del buf  # freed before the 4x-size output is allocated
             return interleave_phases(phases, layout)
+        if self.f23 is not None and width % 2 == 0:
+            return conv3x3_f23(buf, self.f23)
         return F.conv2d(buf, self.weight, self.bias)
 
 

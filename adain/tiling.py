@@ -299,6 +299,16 @@ def _width(runner: Runner) -> int:
     return runner.model.encoder.conv1_1.out_channels
 
 
+def _streamed(runner: Runner, strips: Sequence[tuple[int, int]]) -> bool:
+    """Whether pieces go through :mod:`adain.streaming` rather than the runner's modules.
+
+    Strips must. A single piece on the CPU does too: the stream folds each ReLU into the next
+    padding copy and runs wide convolutions as Winograd F(2, 3) (:mod:`adain.winograd`). A
+    compiled runner, or a GPU with its own convolution algorithms, runs the modules.
+    """
+    return len(strips) > 1 or (not runner.compiled and runner.device.type == "cpu")
+
+
 def _pass_one(
     runner: Runner,
     image: Tensor,
@@ -315,12 +325,12 @@ def _pass_one(
     for cols in _columns(cells[1], plan.tile_cells):
         grow_c = _grow(cols, HALO, cells[1])
         window = image[:, :, :, _pixels(grow_c, size[1])]
-        stream = encoder_stream(runner) if len(strips) > 1 else None
+        stream = encoder_stream(runner) if _streamed(runner, strips) else None
         top = 0
         for index, strip in enumerate(strips):
             rows = window[:, :, _pixels(strip, size[0])]
             if stream is None:
-                feats = runner.encode(rows)  # one piece: the runner's compiled path if any
+                feats = runner.encode(rows)  # one piece, compiled or on a GPU
             else:
                 feats = stream.push(rows, last=index == len(strips) - 1)
                 if feats is None:
@@ -427,7 +437,7 @@ def _pass_two(
     strips = list(_spans(cells[0], plan.strip_cells))
     for cols in _columns(cells[1], plan.tile_cells):
         grow_c = _grow(cols, HALO, cells[1])
-        stream = decoder_stream(runner) if len(strips) > 1 else None
+        stream = decoder_stream(runner) if _streamed(runner, strips) else None
         top = 0
         for index, rows in enumerate(strips):
             feats = store.get(rows, grow_c).to(runner.device)
@@ -437,7 +447,7 @@ def _pass_two(
             target = _transfer(feats, content_stats, styles, alpha, piece_share)
             del feats
             if stream is None:
-                image = runner.decode(target)  # one piece: the runner's compiled path if any
+                image = runner.decode(target)  # one piece, compiled or on a GPU
             else:
                 image = stream.push(target, last=index == len(strips) - 1)
                 if image is None:
