@@ -25,9 +25,9 @@ from adain.image import (
 )
 from adain.model import AdaIN, PreserveColor
 from adain.pretrained import load_model
-from adain.runtime import Precision
+from adain.runtime import Precision, Runner
 from adain.style import StyleStats, is_style_preset
-from adain.tiling import needs_tiles, stylize_tensor
+from adain.tiling import image_stats, needs_tiles, stylize_tensor
 
 ImageLike = str | Path | Image.Image | Tensor
 StyleLike = ImageLike | StyleStats
@@ -79,6 +79,7 @@ def _resolve_model(model: AdaIN | str | Path | None, revision: str | None) -> Ad
 
 
 @torch.inference_mode()
+@torch.inference_mode()
 def encode_style(
     style: StyleLike,
     model: AdaIN | str | Path | None = None,
@@ -87,15 +88,19 @@ def encode_style(
     device: str | torch.device = "auto",
     revision: str | None = None,
 ) -> StyleStats:
-    """Encode a style once into reusable statistics (``StyleStats.save`` writes a preset)."""
+    """Encode a style once into reusable statistics (``StyleStats.save`` writes a preset).
+
+    Encoded as :func:`stylize` encodes style images (:func:`adain.tiling.image_stats`: the
+    same numbers, in bounded memory at any size).
+    """
     if isinstance(style, StyleStats):
         return style
     if isinstance(style, str | Path) and is_style_preset(style):
         return StyleStats.load(style)
     net = _resolve_model(model, revision)
     target = get_device(device)
-    net = net.to(target)
-    return net.style_stats(as_tensor(style, style_size).to(target)).to("cpu")
+    runner = Runner(net, target)
+    return image_stats(runner, as_tensor(style, style_size).to(target)).to("cpu")
 
 
 @torch.inference_mode()
@@ -137,8 +142,8 @@ def stylize(
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"mps"``.
         revision: Hub revision when ``model`` is a repository id.
         output: ``"pil"`` (one image) or ``"tensor"`` (``(B, 3, H, W)`` clamped to [0, 1], CPU).
-        tile: tile side in px for tiled stylisation (:mod:`adain.tiling`); ``None`` tiles only
-            when a whole-image run would exceed ``max_memory``.
+        tile: cap in px on the height of the strips (and width of the columns) the image is
+            processed in (:mod:`adain.tiling`); ``None`` picks them from ``max_memory``.
         max_memory: memory budget for the stylisation, bytes or ``"3G"``/``"512M"`` (default
             :data:`adain.tiling.DEFAULT_MAX_MEMORY`).
         precision: ``"fp32"``, or ``"bf16"``/``"fp16"`` autocast on GPUs (:mod:`adain.runtime`).
@@ -160,6 +165,8 @@ def stylize(
         tile is not None
         or max_memory is not None
         or precision != "fp32"
+        # On the CPU the streamed path is the fast one (adain.streaming, adain.winograd).
+        or target.type == "cpu"
         or needs_tiles(content_tensor, net.encoder.conv1_1.out_channels)
     ):
         out = stylize_tensor(

@@ -40,13 +40,13 @@ from adain.runtime import Precision, Runner, long_lived_allocations
 from adain.streaming import decoder_stream, encoder_stream
 from adain.style import StyleStats
 
-# Working memory of one strip's forward pass per pixel at base width 64 (bytes). A
-# whole-image run grows peak RSS by 850-870 B per pixel (1024 and 1536 px on the CPU): two
-# 64-channel fp32 maps at full resolution (512 B) plus the fused decoder step's phase map and
-# allocator slack. Runs in pieces grow it more, as the heap fragments across them: ~1850 B per
-# window pixel at 4096 px with 920 px tiles. 1504 B kept the default 2 GiB budget at 2.79 GiB
-# peak RSS for 4096 px (python -m benchmarks adain --big 4096): the estimate steers the strip
-# size, it is not a hard cap.
+# Working memory of one strip's forward pass per pixel at base width 64 (bytes). A whole-image
+# run grows peak RSS by 850-870 B per pixel (1024 and 1536 px on the CPU): two 64-channel fp32
+# maps at full resolution (512 B) plus the fused decoder step's phase map and allocator slack.
+# 1504 B was measured for overlapping tiles, whose heap fragments more; with streamed strips it
+# leaves room for the interpreter and the model: 4096 px at the default 2 GiB budget peaked at
+# 2.65 GiB RSS, all included (python -m benchmarks adain --big 4096). The estimate steers the
+# strip size, it is not a hard cap.
 BYTES_PER_PIXEL = 1504
 # Default budget for the stylisation's own memory (image, output, features, strips).
 DEFAULT_MAX_MEMORY = 2 << 30

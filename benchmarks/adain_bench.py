@@ -15,8 +15,8 @@ Variants:
         contiguous tensors, the default allocator, one image at a time, the style re-encoded
         every time (pytorch-AdaIN test.py).
     adain: this package: tuned allocator, channels_last, the style encoded per image too, and
-        :func:`adain.tiling.stylize_tiled` with its automatic plan (the whole image up to
-        2^19 px, streamed strips of rows above).
+        :func:`adain.tiling.stylize_tiled` with its automatic plan (one piece up to 2^19 px,
+        strips of rows above, both through :mod:`adain.streaming` on the CPU).
     *-batch: one style over N contents; the baseline loops, ``adain`` encodes the style once and
         runs the contents as one batch.
 """
