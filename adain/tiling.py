@@ -19,7 +19,7 @@ the output still matches a whole-image run to float rounding (tests/test_tiling.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -37,7 +37,7 @@ from adain.model import (
     resolve_styles,
 )
 from adain.runtime import Precision, Runner, long_lived_allocations
-from adain.streaming import decoder_stream, encoder_stream
+from adain.streaming import RowStream, decoder_stream, encoder_stream
 from adain.style import StyleStats
 
 # Working memory of one strip's forward pass per pixel at base width 64 (bytes). A whole-image
@@ -309,6 +309,14 @@ def _streamed(runner: Runner, strips: Sequence[tuple[int, int]]) -> bool:
     return len(strips) > 1 or (not runner.compiled and runner.device.type == "cpu")
 
 
+def _through(
+    stream: RowStream | None, whole: Callable[[Tensor], Tensor], piece: Tensor, last: bool
+) -> Tensor | None:
+    """``piece`` through ``stream`` (the output rows complete so far), or through ``whole``,
+    the runner's modules (one piece, compiled or on a GPU)."""
+    return whole(piece) if stream is None else stream.push(piece, last=last)
+
+
 def _pass_one(
     runner: Runner,
     image: Tensor,
@@ -329,12 +337,9 @@ def _pass_one(
         top = 0
         for index, strip in enumerate(strips):
             rows = window[:, :, _pixels(strip, size[0])]
-            if stream is None:
-                feats = runner.encode(rows)  # one piece, compiled or on a GPU
-            else:
-                feats = stream.push(rows, last=index == len(strips) - 1)
-                if feats is None:
-                    continue
+            feats = _through(stream, runner.encode, rows, last=index == len(strips) - 1)
+            if feats is None:
+                continue
             span = (top, top + feats.shape[2])
             top = span[1]
             core = feats[:, :, :, cols[0] - grow_c[0] : cols[1] - grow_c[0]]
@@ -446,12 +451,9 @@ def _pass_two(
                 piece_share = share[:, :, slice(*rows), slice(*grow_c)].to(runner.device)
             target = _transfer(feats, content_stats, styles, alpha, piece_share)
             del feats
-            if stream is None:
-                image = runner.decode(target)  # one piece, compiled or on a GPU
-            else:
-                image = stream.push(target, last=index == len(strips) - 1)
-                if image is None:
-                    continue
+            image = _through(stream, runner.decode, target, last=index == len(strips) - 1)
+            if image is None:
+                continue
             yield top, cols, image
             top += image.shape[2]
 

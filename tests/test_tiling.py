@@ -198,3 +198,19 @@ def test_columns_cover_every_cell_once_widest_window_first():
     assert bool((covered == 1).all())
     widths = [right - left for left, right in (_grow(cols, HALO, cells) for cols in columns)]
     assert widths == sorted(widths, reverse=True) and widths[0] > widths[-1]
+
+
+def test_one_piece_through_the_runners_modules(tiny_model, style):
+    # A compiled runner (or a GPU) runs a single piece through its modules, not a stream; the
+    # flag alone selects that path here, without paying for a compilation.
+    content = smooth_image(10, 40, 56)
+    runner = _runner(tiny_model)
+    runner.compiled = True
+    calls = []
+    encode = runner.encode
+    runner.encode = lambda x: calls.append(x.shape) or encode(x)  # type: ignore[method-assign]
+    with torch.inference_mode():
+        whole = tiny_model(content, style, 0.9)
+        out = stylize_tiled(runner, content, [tiny_model.style_stats(style)], 0.9)
+    assert calls == [(1, 3, 40, 56)]
+    _close(out, whole)
