@@ -51,10 +51,11 @@ def upsample_conv3x3(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
     padded = F.pad(x, (1, 1, 1, 1), mode="replicate")
     phases = upsample_phases(padded, upsample_conv_weight(weight), bias)
     del padded  # freed before the 4x-size output is allocated
-    return interleave_phases(phases, _layout(x))
+    return interleave_phases(phases, memory_layout(x))
 
 
-def _layout(x: Tensor) -> torch.memory_format:
+def memory_layout(x: Tensor) -> torch.memory_format:
+    """``channels_last`` for an NHWC-strided tensor, else ``contiguous_format``."""
     channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
     return torch.channels_last if channels_last else torch.contiguous_format
 

@@ -26,7 +26,12 @@ from torch import Tensor
 
 from adain.decoder import DECODER_LAYERS, Decoder
 from adain.encoder import CONTENT_LAYER, VGG19Encoder
-from adain.fused import interleave_phases, upsample_conv_weight, upsample_phases
+from adain.fused import (
+    interleave_phases,
+    memory_layout,
+    upsample_conv_weight,
+    upsample_phases,
+)
 from adain.runtime import Runner, precision_context
 from adain.winograd import F23Kernels, conv3x3_f23, winograd_pays
 
@@ -76,12 +81,7 @@ class _RowConv:
             self.carry = torch.cat(pieces, dim=2) if len(pieces) > 1 else (pieces or [None])[0]
             return None
         batch, channels, _, width = pieces[0].shape
-        layout = (
-            torch.channels_last
-            if pieces[0].is_contiguous(memory_format=torch.channels_last)
-            and not pieces[0].is_contiguous()
-            else torch.contiguous_format
-        )
+        layout = memory_layout(pieces[0])
         # One padded buffer, filled piece by piece: the same single copy F.pad makes.
         buf = torch.empty(
             (batch, channels, top + rows + bottom, width + 2),

@@ -79,7 +79,6 @@ def _resolve_model(model: AdaIN | str | Path | None, revision: str | None) -> Ad
 
 
 @torch.inference_mode()
-@torch.inference_mode()
 def encode_style(
     style: StyleLike,
     model: AdaIN | str | Path | None = None,

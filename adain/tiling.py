@@ -31,6 +31,7 @@ from adain.model import (
     DOWNSAMPLING,
     AdaIN,
     PreserveColor,
+    _check_image,
     _pad_to_multiple,
     check_alpha,
     check_masks,
@@ -289,6 +290,7 @@ def _transfer(
 
 def image_stats(runner: Runner, image: Tensor, tile: int | None = None) -> StyleStats:
     """relu4_1 statistics of a ``(B, 3, H, W)`` image (e.g. a huge style) in bounded memory."""
+    _check_image(image, "style")
     plan = plan_tiles(*image.shape[:1], *image.shape[2:], _width(runner), tile=tile)
     # Unpadded, as AdaIN.style_stats encodes styles.
     (moments,) = _pass_one(runner, image, plan, None, None)
@@ -386,6 +388,7 @@ def stylize_tiled(
         Statistics over the whole image, not per piece, keep this the paper's method: the output
         matches a whole-image run (``AdaIN.forward``) to float rounding.
     """
+    _check_image(content, "content")  # as AdaIN.forward: one clear error, not a layer's
     alpha = check_alpha(alpha)
     if not styles:
         raise ValueError("give at least one style")
@@ -508,7 +511,8 @@ def stylize_tensor(
 
 def needs_tiles(content: Tensor, base_channels: int = 64) -> bool:
     """Whether ``content`` runs in pieces by default: a whole-image run would exceed
-    :data:`DEFAULT_MAX_MEMORY`, or the image is large enough that strips run faster."""
+    :data:`DEFAULT_MAX_MEMORY`, or the image is above :data:`MAX_STRIP_PIXELS`, where strips
+    ran as fast for less memory."""
     batch, _, height, width = content.shape
     plan = plan_tiles(batch, height, width, base_channels)
     cells_h, cells_w = math.ceil(height / DOWNSAMPLING), math.ceil(width / DOWNSAMPLING)

@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from adain.fused import memory_layout
+
 # Fewest input and output channels for which F(2, 3) beat the direct convolution (see above).
 MIN_CHANNELS = 256
 
@@ -88,7 +90,7 @@ def conv3x3_f23(padded: Tensor, kernels: F23Kernels) -> Tensor:
         (batch, channels, height, 2 * half),
         dtype=m0.dtype,
         device=m0.device,
-        memory_format=_layout(padded),
+        memory_format=memory_layout(padded),
     )
     m0 += m1
     torch.add(m0, m2, out=out[..., 0::2])
@@ -96,8 +98,3 @@ def conv3x3_f23(padded: Tensor, kernels: F23Kernels) -> Tensor:
     m1 -= m2
     torch.sub(m1, m3, out=out[..., 1::2])
     return out
-
-
-def _layout(x: Tensor) -> torch.memory_format:
-    channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
-    return torch.channels_last if channels_last else torch.contiguous_format

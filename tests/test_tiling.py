@@ -214,3 +214,19 @@ def test_one_piece_through_the_runners_modules(tiny_model, style):
         out = stylize_tiled(runner, content, [tiny_model.style_stats(style)], 0.9)
     assert calls == [(1, 3, 40, 56)]
     _close(out, whole)
+
+
+@pytest.mark.parametrize(
+    ("content", "style", "message"),
+    [
+        (torch.rand(1, 3, 8, 8), torch.rand(1, 3, 32, 32), "content is 8x8 px; AdaIN needs"),
+        (torch.rand(1, 4, 32, 32), torch.rand(1, 3, 32, 32), r"content must be a float tensor"),
+        (torch.rand(1, 3, 32, 32), torch.rand(1, 3, 9, 40), "style is 40x9 px; AdaIN needs"),
+    ],
+)
+def test_bad_images_get_the_models_errors(tiny_model, content, style, message):
+    # The streamed path (the CPU default of adain.task.stylize) checks inputs as AdaIN.forward.
+    from adain.task import stylize
+
+    with pytest.raises(ValueError, match=message):
+        stylize(content, style, model=tiny_model, device="cpu", output="tensor")
