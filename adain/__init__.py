@@ -15,21 +15,21 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "AdaIN": "adain.model",
     "StyleStats": "adain.style",
-    "DEFAULT_REPO_ID": "adain.pretrained",
-    "load_model": "adain.pretrained",
-    "encode_style": "adain.task",
-    "stylize": "adain.task",
+    "DEFAULT_REPO_ID": "adain.weights.hub",
+    "load_model": "adain.weights.hub",
+    "encode_style": "adain.api",
+    "stylize": "adain.api",
 }
 
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
     from adain.model import AdaIN as AdaIN
-    from adain.pretrained import DEFAULT_REPO_ID as DEFAULT_REPO_ID
-    from adain.pretrained import load_model as load_model
+    from adain.weights.hub import DEFAULT_REPO_ID as DEFAULT_REPO_ID
+    from adain.weights.hub import load_model as load_model
     from adain.style import StyleStats as StyleStats
-    from adain.task import encode_style as encode_style
-    from adain.task import stylize as stylize
+    from adain.api import encode_style as encode_style
+    from adain.api import stylize as stylize
 
 
 def __getattr__(name: str) -> object:

@@ -92,7 +92,7 @@ class Job:
 class BatchConfig:
     """Everything a ``stylize`` batch needs; option names match the CLI's.
 
-    ``None`` and 0 sizes keep the input size (see :func:`adain.task.stylize`).
+    ``None`` and 0 sizes keep the input size (see :func:`adain.api.stylize`).
     """
 
     contents: Sequence[str | Path]
@@ -112,9 +112,9 @@ class BatchConfig:
     overwrite: bool = False
     quality: int | None = None
     ext: str = ".png"  # format of the files written into an output folder
-    tile: int | None = None  # tile side in px; None: automatic above max_memory (adain.tiling)
-    max_memory: str | None = None  # e.g. "3G"; None: adain.tiling.DEFAULT_MAX_MEMORY
-    precision: str = "fp32"  # fp32, or bf16/fp16 on GPUs (adain.runtime)
+    tile: int | None = None  # tile side in px; None: automatic above max_memory (adain.engine.strips)
+    max_memory: str | None = None  # e.g. "3G"; None: adain.engine.strips.DEFAULT_MAX_MEMORY
+    precision: str = "fp32"  # fp32, or bf16/fp16 on GPUs (adain.engine.runner)
 
 
 @dataclass(frozen=True)
@@ -157,7 +157,7 @@ def _check_options(config: BatchConfig, num_styles: int) -> None:
         raise ValueError(f"--precision must be fp32, bf16 or fp16, got {config.precision!r}")
     if config.tile is not None or config.max_memory is not None:
         from adain.model import DOWNSAMPLING
-        from adain.tiling import MIN_TILE_CELLS, parse_memory
+        from adain.engine.strips import MIN_TILE_CELLS, parse_memory
 
         if config.tile is not None and config.tile < MIN_TILE_CELLS * DOWNSAMPLING:
             raise ValueError(
@@ -250,9 +250,9 @@ def run(batch: Plan) -> Iterator[dict[str, Any]]:
         With ``preserve_color="coral"`` a style's colours are matched to each content before it
         is encoded, so styles are encoded once per content instead of once per batch.
     """
-    from adain.pretrained import load_model
+    from adain.weights.hub import load_model
     from adain.style import StyleStats
-    from adain.task import encode_style, get_device, stylize
+    from adain.api import encode_style, get_device, stylize
 
     config = batch.config
     device = get_device(config.device)  # a missing device is an error before the model loads
@@ -321,7 +321,7 @@ def save_preset(
         A JSON-able record: ``output``, ``styles``, ``weights``, ``channels``, ``layer``.
     """
     from adain.style import StyleStats
-    from adain.task import encode_style, get_device
+    from adain.api import encode_style, get_device
 
     paths = expand_paths(styles, "style", presets=True)
     if output.suffix.lower() != PRESET_SUFFIX:
@@ -342,7 +342,7 @@ def save_preset(
             stats.append(StyleStats.load(path))
             continue
         if net is None:
-            from adain.pretrained import load_model
+            from adain.weights.hub import load_model
 
             target = get_device(device)
             net = load_model(model, revision=revision).to(target).eval()

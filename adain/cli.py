@@ -230,7 +230,7 @@ def stylize(
     """
     with _reported(debug):
         from adain.batch import BatchConfig, plan, run
-        from adain.runtime import tune_allocator
+        from adain.engine.runner import tune_allocator
 
         tune_allocator()  # process-wide, so here at the entry point rather than in the library
         config = BatchConfig(
@@ -389,7 +389,7 @@ def info(
 ) -> None:
     """Show a model's config, model card, parameter counts and source revision."""
     with _reported(debug):
-        from adain.model_info import describe_model, format_description
+        from adain.weights.info import describe_model, format_description
 
         description = describe_model(model, revision=revision)
     typer.echo(json.dumps(description) if as_json else format_description(description))
@@ -407,8 +407,8 @@ def convert(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing folder.")] = False,
 ) -> None:
     """Convert the original released weights into a save_pretrained folder."""
-    from adain.convert import load_original
-    from adain.pretrained import save_model_dir
+    from adain.weights.convert import load_original
+    from adain.weights.hub import save_model_dir
 
     try:
         model = load_original(vgg_file, decoder_file, encoder_depth=encoder_depth)

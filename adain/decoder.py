@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from adain.fused import upsample_conv3x3
+from adain.engine.fused import upsample_conv3x3
 
 # (name, in multiple, out multiple, upsample after) of the base width, in forward order.
 # Names mirror the encoder layer each convolution inverts (the release's decoder indices
@@ -50,7 +50,7 @@ class Decoder(nn.Module):
         upsampled = False
         for name, _, _, upsample in DECODER_LAYERS:
             conv = getattr(self, name)
-            # Upsample-then-convolve runs as its exact low-resolution rewrite (adain.fused):
+            # Upsample-then-convolve runs as its exact low-resolution rewrite (adain.engine.fused):
             # 2.25x fewer multiply-adds and no 4x-size intermediate maps.
             if upsampled:
                 x = upsample_conv3x3(x, conv.weight, conv.bias)

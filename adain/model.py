@@ -213,7 +213,7 @@ class AdaIN(
                 token=token,
                 local_files_only=local_files_only,
             )
-            from adain.pretrained import verify_download
+            from adain.weights.hub import verify_download
 
             verify_download(weights_file)  # the client checks sizes only; this checks content
         state_dict = load_file(weights_file, device=str(map_location))
@@ -250,7 +250,7 @@ class AdaIN(
         encoder_depth: str = "relu5_1",
     ) -> AdaIN:
         """Build a model from the released ``vgg_normalised`` and decoder files (.pth or .t7)."""
-        from adain.convert import load_original
+        from adain.weights.convert import load_original
 
         return load_original(vgg, decoder, encoder_depth=encoder_depth)
 

@@ -15,8 +15,8 @@ Variants:
         contiguous tensors, the default allocator, one image at a time, the style re-encoded
         every time (pytorch-AdaIN test.py).
     adain: this package: tuned allocator, channels_last, the style encoded per image too, and
-        :func:`adain.tiling.stylize_tiled` with its automatic plan (one piece up to 2^19 px,
-        strips of rows above, both through :mod:`adain.streaming` on the CPU).
+        :func:`adain.engine.strips.stylize_tiled` with its automatic plan (one piece up to 2^19 px,
+        strips of rows above, both through :mod:`adain.engine.stream` on the CPU).
     *-batch: one style over N contents; the baseline loops, ``adain`` encodes the style once and
         runs the contents as one batch.
 """
@@ -142,8 +142,8 @@ def child(spec: dict) -> dict:
                 baseline_stylize(enc, dec, content[i : i + 1], style)
     else:
         from adain.model import AdaIN
-        from adain.runtime import Runner, tune_allocator
-        from adain.tiling import image_stats, parse_memory, stylize_tiled
+        from adain.engine.runner import Runner, tune_allocator
+        from adain.engine.strips import image_stats, parse_memory, stylize_tiled
 
         tune_allocator()
         model = AdaIN(encoder_depth="relu4_1", base_channels=spec.get("width", WIDTH))

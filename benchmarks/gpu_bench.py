@@ -8,9 +8,9 @@ Variants, each with one 512 px style (random weights, He init):
     baseline: the release's layout as plain index-keyed ``nn.Sequential`` modules
         (:mod:`benchmarks.adain_bench`), eager fp32, one image at a time, the style re-encoded
         every time.
-    adain: :class:`adain.runtime.Runner` with ``--precision`` (bf16 autocast by default),
+    adain: :class:`adain.engine.runner.Runner` with ``--precision`` (bf16 autocast by default),
         channels_last, optionally ``torch.compile``; the style encoded once, the contents run
-        as batches of ``--batch`` through :func:`adain.tiling.stylize_tiled` as whole images.
+        as batches of ``--batch`` through :func:`adain.engine.strips.stylize_tiled` as whole images.
 
 Each variant runs a warm-up (cuDNN autotuning, compilation) and then as many timed rounds as fit
 in ``--seconds`` (at least ``--rounds``), with the device synchronised around each; the figure
@@ -70,8 +70,8 @@ def measure(
 ) -> dict:
     """The figures of one run, as :func:`main` prints and writes them."""
     from adain.model import AdaIN
-    from adain.runtime import Runner
-    from adain.tiling import TilePlan, image_stats, stylize_tiled
+    from adain.engine.runner import Runner
+    from adain.engine.strips import TilePlan, image_stats, stylize_tiled
 
     target = torch.device(device)
     if target.type == "cuda" and not torch.cuda.is_available():

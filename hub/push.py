@@ -99,7 +99,7 @@ def load_source(source: str | Path, encoder: str | None = None) -> tuple[AdaIN, 
     import torch
 
     from adain.model import AdaIN
-    from adain.pretrained import load_model
+    from adain.weights.hub import load_model
 
     source = Path(source)
     if source.is_dir():
@@ -134,8 +134,8 @@ def build_folder(
 
     An existing non-empty ``folder`` is refused unless ``overwrite``.
     """
-    from adain.download import sha256_file
-    from adain.pretrained import save_model_dir
+    from adain.weights.download import sha256_file
+    from adain.weights.hub import save_model_dir
 
     save_model_dir(model, folder, overwrite=overwrite)
     sha = sha256_file(folder / "model.safetensors")
@@ -224,8 +224,8 @@ def publish_original(
     overwrite: bool = False,
 ) -> PushResult:
     """Convert the original release files and publish them with their provenance."""
-    from adain.convert import load_original
-    from adain.download import sha256_file
+    from adain.weights.convert import load_original
+    from adain.weights.download import sha256_file
 
     model = load_original(vgg, decoder)
     rows = "\n".join(
@@ -234,7 +234,7 @@ def publish_original(
     fields = {
         "title": "VGG-19 encoder + original decoder (converted release weights)",
         "provenance": (
-            "Converted with `adain.convert` (explicit index -> name key map, shape-checked) from "
+            "Converted with `adain.weights.convert` (explicit index -> name key map, shape-checked) from "
             "the original release files, as published with pytorch-AdaIN v0.0.0 "
             "(https://github.com/naoto0804/pytorch-AdaIN/releases/tag/v0.0.0):\n\n"
             "| source file | sha256 |\n|---|---|\n" + rows

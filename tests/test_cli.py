@@ -20,9 +20,9 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import adain
-import adain.pretrained
+import adain.weights.hub
 import adain.sheet
-import adain.task
+import adain.api
 from adain.cli import app
 from adain.image import load_image, save_image
 from adain.sheet import contact_sheet
@@ -77,7 +77,7 @@ def model_args(work: Path) -> list[str]:
 def recorded(monkeypatch: pytest.MonkeyPatch, tiny_model) -> dict[str, list]:
     """Replace model loading, style encoding and stylize with recorders."""
     calls: dict[str, list] = {"load_model": [], "encode_style": [], "stylize": []}
-    real_encode = adain.task.encode_style
+    real_encode = adain.api.encode_style
 
     def load_model(model, revision=None, device=None):
         calls["load_model"].append({"model": model, "revision": revision})
@@ -91,9 +91,9 @@ def recorded(monkeypatch: pytest.MonkeyPatch, tiny_model) -> dict[str, list]:
         calls["stylize"].append({"content_size": content.size, "style": style, **kwargs})
         return content.copy()
 
-    monkeypatch.setattr(adain.pretrained, "load_model", load_model)
-    monkeypatch.setattr(adain.task, "encode_style", encode_style)
-    monkeypatch.setattr(adain.task, "stylize", stylize)
+    monkeypatch.setattr(adain.weights.hub, "load_model", load_model)
+    monkeypatch.setattr(adain.api, "encode_style", encode_style)
+    monkeypatch.setattr(adain.api, "stylize", stylize)
     return calls
 
 
@@ -155,8 +155,8 @@ def test_interpolate_forwards_the_sweeps(work, monkeypatch, tiny_model):
         calls.append((len(style), kwargs["alpha"], kwargs["weights"], kwargs["max_size"]))
         return content.copy()
 
-    monkeypatch.setattr(adain.pretrained, "load_model", lambda *a, **k: tiny_model)
-    monkeypatch.setattr(adain.task, "stylize", stylize)
+    monkeypatch.setattr(adain.weights.hub, "load_model", lambda *a, **k: tiny_model)
+    monkeypatch.setattr(adain.api, "stylize", stylize)
     result = invoke(
         "interpolate", "c/a.png", "-s", "s/x.png", "-s", "s/y.png", "--alpha", 0,
         "--alpha", 1.5, "--steps", 3, "--device", "cpu",
@@ -175,7 +175,7 @@ def test_stylize_output_matches_the_library(work, tiny_model):
     result = invoke("stylize", "c/a.png", "-s", "s/x.png", "-o", "o.png", "--alpha", 0.7, "-q",
                     *model_args(work))  # fmt: skip
     assert result.exit_code == 0 and result.stdout == "", result.output
-    expected = adain.task.stylize(
+    expected = adain.api.stylize(
         work / "c/a.png", work / "s/x.png", model=tiny_model, alpha=0.7, device="cpu"
     )
     save_image(expected, work / "expected.png")
@@ -188,7 +188,7 @@ def test_masks_of_another_aspect_ratio_match_the_library(work, tiny_model):
                     *model_args(work))  # fmt: skip
     assert result.exit_code == 0, result.output
     styles = [work / "s/x.png", work / "s/y.png"]
-    expected = adain.task.stylize(work / "c/a.png", styles, model=tiny_model, device="cpu",
+    expected = adain.api.stylize(work / "c/a.png", styles, model=tiny_model, device="cpu",
                                      masks=[work / "m/left.png", work / "m/right.png"])  # fmt: skip
     assert expected.size == (56, 40)
     save_image(expected, work / "expected.png")
@@ -273,7 +273,7 @@ def test_interpolate_sheet_layout_and_tiles(work, tiny_model):
     # Rows: header (3), alpha sweep x (1), alpha sweep y (1), mix x->y (2); labels 16 px.
     assert sheet.size == (8 + 3 * (48 + 8), 8 + 4 * (48 + 16 + 8))
     # Row 1, column 0 is x at alpha 1: the library's result, as a thumbnail in its box.
-    tile = adain.task.stylize(work / "c/a.png", work / "s/x.png", model=tiny_model)
+    tile = adain.api.stylize(work / "c/a.png", work / "s/x.png", model=tiny_model)
     tile.thumbnail((48, 48), Image.Resampling.LANCZOS)
     left, top = 8, 8 + 72 + (48 - tile.height) // 2
     box = sheet.crop((left, top, left + tile.width, top + tile.height))

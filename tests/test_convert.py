@@ -11,7 +11,7 @@ from conftest import smooth_image
 from original_layout import seeded_original, style_transfer
 from t7_writer import save_t7, sequential_from_state_dict
 
-from adain.convert import (
+from adain.weights.convert import (
     DECODER_INDEX_TO_NAME,
     VGG_INDEX_TO_NAME,
     convert_state_dict,
@@ -60,7 +60,7 @@ def test_full_width_release_layout(tmp_path):
         actual, expected = model(content, style), style_transfer(vgg, dec, content, style)
         exact = style_transfer(vgg.double(), dec.double(), content.double(), style.double())
     # Outputs span +-2.7 here, so fp32 rounding alone moves the reference by ~1e-5 from the
-    # float64 result; ours sums in another order (adain.fused) and must be as accurate.
+    # float64 result; ours sums in another order (adain.engine.fused) and must be as accurate.
     reference_error = (expected.double() - exact).abs().max().item()
     _assert_close(actual.double(), exact, atol=2 * reference_error)
     _assert_close(actual, expected, atol=5e-5)
@@ -172,7 +172,7 @@ def test_corrupt_t7_is_refused(tmp_path):
 
 @pytest.mark.parametrize("depth", ["relu4_1", "relu5_1"])
 def test_shape_table_matches_the_model(depth):
-    from adain.convert import _expected_shapes
+    from adain.weights.convert import _expected_shapes
 
     model = AdaIN(encoder_depth=depth, base_channels=8)
     assert _expected_shapes(depth, 8) == {k: v.shape for k, v in model.state_dict().items()}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from adain.feature_store import FeatureStore
+from adain.engine.features import FeatureStore
 
 
 def _write_in_tiles(store: FeatureStore, full: torch.Tensor, step: int) -> None:
@@ -54,6 +54,6 @@ def test_a_full_disk_says_what_to_do(tmp_path, monkeypatch):
         raise OSError(28, "No space left on device")
 
     with FeatureStore((1, 2, 4, 4), spill=True, directory=str(tmp_path)) as store:
-        monkeypatch.setattr("adain.feature_store.os.pwrite", no_space)
+        monkeypatch.setattr("adain.engine.features.os.pwrite", no_space)
         with pytest.raises(OSError, match="No space left on device.*point TMPDIR at a larger disk"):
             store.put((0, 2), (0, 4), torch.zeros(1, 2, 2, 4))

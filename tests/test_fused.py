@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from adain.fused import upsample_conv3x3, upsample_conv_weight
+from adain.engine.fused import upsample_conv3x3, upsample_conv_weight
 
 
 def _reference(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:

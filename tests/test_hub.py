@@ -27,7 +27,7 @@ from conftest import make_model
 from original_layout import seeded_original, style_transfer
 
 from adain.model import AdaIN
-from adain.pretrained import DEFAULT_REPO_ID, load_model
+from adain.weights.hub import DEFAULT_REPO_ID, load_model
 
 
 @pytest.fixture
@@ -119,7 +119,7 @@ def test_offline_environment_variable_in_a_fresh_process(hub, tmp_path, tiny_mod
     load_model("org/tiny")
     hub.stop()
     code = (
-        "import torch; from adain.pretrained import load_model;"
+        "import torch; from adain.weights.hub import load_model;"
         "m = load_model('org/tiny'); print(float(m.decoder.conv1_1.weight.detach().sum()))"
     )
     env = os.environ | {"HF_HUB_OFFLINE": "1"}
@@ -256,7 +256,7 @@ def test_original_files_in_a_hub_repo_convert_on_the_fly(
 
 
 def test_manifest_matches_the_pinned_default():
-    from adain import pretrained
+    from adain.weights import hub as pretrained
     from hub.push import read_manifest
 
     default = read_manifest()["default"]
@@ -270,7 +270,7 @@ def test_cli_push_checkpoint_and_publish_original(hub, tmp_path, tiny_model, tin
     from typer.testing import CliRunner
 
     from adain.cli import app as adain_app
-    from adain.convert import load_original
+    from adain.weights.convert import load_original
     from hub.cli import app
 
     runner = CliRunner()

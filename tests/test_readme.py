@@ -17,7 +17,7 @@ from conftest import make_model
 from original_layout import seeded_original
 from typer.testing import CliRunner
 
-from adain.pretrained import DEFAULT_REPO_ID
+from adain.weights.hub import DEFAULT_REPO_ID
 
 ROOT = Path(__file__).parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from adain.encoder import CONTENT_LAYER
-from adain.runtime import TOLERANCE, Runner, check_precision, tune_allocator
+from adain.engine.runner import TOLERANCE, Runner, check_precision, tune_allocator
 from tests.conftest import make_model, smooth_image
 
 
@@ -69,7 +69,7 @@ def test_compile_failure_falls_back_to_eager(monkeypatch, caplog):
     image = smooth_image(4, 32, 32)
     expected = _eager(make_model(), image)
     runner = Runner(make_model(), "cpu", compile=True)
-    with caplog.at_level("WARNING", logger="adain.runtime"):
+    with caplog.at_level("WARNING", logger="adain.engine.runner"):
         actual = _round_trip(runner, image)
     assert not runner.compiled
     assert "torch.compile failed (no C++ compiler); running eagerly" in caplog.text
@@ -116,7 +116,7 @@ def test_gpu_paths_match_eager_fp32(precision):
 
 
 def test_long_lived_allocations_restore_the_tuned_heap(monkeypatch):
-    from adain import runtime
+    from adain.engine import runner as runtime
 
     calls = []
     monkeypatch.setattr(runtime, "_mallopt", lambda param, value: calls.append((param, value)))

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from adain.encoder import CONTENT_LAYER
-from adain.runtime import Runner
-from adain.streaming import RowStream, decoder_stream, encoder_stream
+from adain.engine.runner import Runner
+from adain.engine.stream import RowStream, decoder_stream, encoder_stream
 from tests.conftest import make_model, smooth_image
 
 # Float32 maps of magnitude ~1-10: strips change only the convolutions' blocking.
@@ -85,7 +85,7 @@ def test_too_few_rows_for_a_convolution_say_so(model):
 
 def test_average_pooling_encoders_are_refused():
     from adain.encoder import VGG19Encoder
-    from adain.streaming import encoder_stages
+    from adain.engine.stream import encoder_stages
 
     with pytest.raises(ValueError, match="max-pooling"):
         encoder_stages(VGG19Encoder("relu4_1", base_channels=4, pooling="avg"))

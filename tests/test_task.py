@@ -8,8 +8,8 @@ from conftest import smooth_image
 from PIL import Image
 
 from adain.image import save_image, to_tensor
-from adain.pretrained import load_model, resolve_model_id
-from adain.task import encode_style, get_device, stylize
+from adain.weights.hub import load_model, resolve_model_id
+from adain.api import encode_style, get_device, stylize
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from adain.model import DOWNSAMPLING
-from adain.runtime import Runner
-from adain.tiling import (
+from adain.engine.runner import Runner
+from adain.engine.strips import (
     DEFAULT_MAX_MEMORY,
     MAX_STRIP_PIXELS,
     MIN_STRIP_CELLS,
@@ -101,7 +101,7 @@ def test_image_stats_are_the_whole_image_statistics(tiny_model):
 
 
 def test_stylize_task_api_tiles(tiny_model, style):
-    from adain.task import stylize
+    from adain.api import stylize
 
     content = smooth_image(9, 72, 96)  # 9x12 cells: 2x2 tiles of 64 px
     kwargs = {"model": tiny_model, "device": "cpu", "output": "tensor", "alpha": 0.7}
@@ -188,7 +188,7 @@ def test_parse_memory_rejects_nonsense(text):
 
 
 def test_columns_cover_every_cell_once_widest_window_first():
-    from adain.tiling import HALO, _columns, _grow
+    from adain.engine.strips import HALO, _columns, _grow
 
     cells = 53
     columns = _columns(cells, 10)
@@ -225,8 +225,8 @@ def test_one_piece_through_the_runners_modules(tiny_model, style):
     ],
 )
 def test_bad_images_get_the_models_errors(tiny_model, content, style, message):
-    # The streamed path (the CPU default of adain.task.stylize) checks inputs as AdaIN.forward.
-    from adain.task import stylize
+    # The streamed path (the CPU default of adain.api.stylize) checks inputs as AdaIN.forward.
+    from adain.api import stylize
 
     with pytest.raises(ValueError, match=message):
         stylize(content, style, model=tiny_model, device="cpu", output="tensor")

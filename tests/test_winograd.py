@@ -6,11 +6,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import adain.winograd
+import adain.engine.winograd
 from adain.encoder import CONTENT_LAYER
-from adain.runtime import Runner
-from adain.streaming import decoder_stream, encoder_stream
-from adain.winograd import F23Kernels, conv3x3_f23, winograd_pays
+from adain.engine.runner import Runner
+from adain.engine.stream import decoder_stream, encoder_stream
+from adain.engine.winograd import F23Kernels, conv3x3_f23, winograd_pays
 from tests.conftest import make_model, smooth_image
 
 # F(2, 3) adds and halves inputs and kernels before multiplying: fp32 rounding only, measured
@@ -55,7 +55,7 @@ def test_winograd_only_where_it_measured_faster():
 @pytest.fixture
 def everywhere(monkeypatch):
     """F(2, 3) for every 3x3 convolution, so the tiny test model exercises it."""
-    monkeypatch.setattr(adain.winograd, "MIN_CHANNELS", 1)
+    monkeypatch.setattr(adain.engine.winograd, "MIN_CHANNELS", 1)
 
 
 @pytest.mark.parametrize("channels_last", [False, True])

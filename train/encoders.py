@@ -91,7 +91,7 @@ def build_encoder(spec: str, base_channels: int = 64) -> VGG19Encoder:
         return _torchvision(base_channels)
     path = Path(spec).expanduser() if spec else None
     if path is not None and path.suffix.lower() in ORIGINAL_SUFFIXES:
-        from adain.convert import VGG_INDEX_TO_NAME, read_original
+        from adain.weights.convert import VGG_INDEX_TO_NAME, read_original
 
         original = read_original(path)
         state = {}
@@ -100,7 +100,7 @@ def build_encoder(spec: str, base_channels: int = 64) -> VGG19Encoder:
                 if f"{index}.{kind}" in original:
                     state[f"{name}.{kind}"] = original[f"{index}.{kind}"].float()
         return _from_state(state, str(path), base_channels)
-    from adain.pretrained import load_model, resolve_model_id
+    from adain.weights.hub import load_model, resolve_model_id
 
     model = load_model(spec or None)
     prefix = "encoder."

@@ -108,7 +108,7 @@ def export(
         The folder, loadable with ``AdaIN.from_pretrained``.
     """
     from adain.model import AdaIN
-    from adain.pretrained import save_model_dir
+    from adain.weights.hub import save_model_dir
 
     state = load_checkpoint(checkpoint)
     if "encoder" not in state:

@@ -2,10 +2,10 @@
 
 AdaIN's content statistics are global per channel (paper eq. 8), so part of an image cannot be
 stylised on its own statistics without seams. Pass one streams the image through the encoder in
-strips of rows (:mod:`adain.streaming`: each layer carries the rows the next strip needs, so no
+strips of rows (:mod:`adain.engine.stream`: each layer carries the rows the next strip needs, so no
 row is computed twice), accumulates the exact relu4_1 mean and variance over the whole (padded)
 image and keeps the features: in memory, or in a temporary file when they do not fit the memory
-budget (:mod:`adain.feature_store`), so the image is encoded once at any size. Pass two applies
+budget (:mod:`adain.engine.features`), so the image is encoded once at any size. Pass two applies
 AdaIN with those global statistics and streams the features through the decoder strip by strip.
 The strips stack up to the whole-image output, to float rounding.
 
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from adain.feature_store import FeatureStore
+from adain.engine.features import FeatureStore
 from adain.functional import transfer_luminance
 from adain.model import (
     DOWNSAMPLING,
@@ -37,8 +37,8 @@ from adain.model import (
     check_masks,
     resolve_styles,
 )
-from adain.runtime import Precision, Runner, long_lived_allocations
-from adain.streaming import RowStream, decoder_stream, encoder_stream
+from adain.engine.runner import Precision, Runner, long_lived_allocations
+from adain.engine.stream import RowStream, decoder_stream, encoder_stream
 from adain.style import StyleStats
 
 # Working memory of one strip's forward pass per pixel at base width 64 (bytes). A whole-image
@@ -302,10 +302,10 @@ def _width(runner: Runner) -> int:
 
 
 def _streamed(runner: Runner, strips: Sequence[tuple[int, int]]) -> bool:
-    """Whether pieces go through :mod:`adain.streaming` rather than the runner's modules.
+    """Whether pieces go through :mod:`adain.engine.stream` rather than the runner's modules.
 
     Strips must. A single piece on the CPU does too: the stream folds each ReLU into the next
-    padding copy and runs wide convolutions as Winograd F(2, 3) (:mod:`adain.winograd`). A
+    padding copy and runs wide convolutions as Winograd F(2, 3) (:mod:`adain.engine.winograd`). A
     compiled runner, or a GPU with its own convolution algorithms, runs the modules.
     """
     return len(strips) > 1 or (not runner.compiled and runner.device.type == "cpu")
@@ -369,7 +369,7 @@ def stylize_tiled(
     """Stylise ``content`` in strips (and, if very wide, columns) that fit ``max_memory``.
 
     Args:
-        runner: the model with its speed paths (:class:`adain.runtime.Runner`).
+        runner: the model with its speed paths (:class:`adain.engine.runner.Runner`).
         content: ``(B, 3, H, W)`` RGB in [0, 1], any size >= 16 px; may stay on the CPU while
             ``runner`` runs on a GPU (strips move one at a time).
         styles: one :class:`StyleStats` per style.

@@ -1,6 +1,6 @@
 """Where tiled stylisation keeps relu4_1 features between its passes: in memory or in a file.
 
-Pass one of :func:`adain.tiling.stylize_tiled` encodes the image strip by strip to gather
+Pass one of :func:`adain.engine.strips.stylize_tiled` encodes the image strip by strip to gather
 AdaIN's global statistics; keeping those features saves encoding the image a second time in pass
 two (a third of the work). At 8192x8192 they take 2 GiB in fp32, so above the memory budget they
 go to an anonymous temporary file instead: the kernel deletes it when it is closed or the process
@@ -20,7 +20,7 @@ from types import TracebackType
 import torch
 from torch import Tensor
 
-from adain.runtime import long_lived_allocations
+from adain.engine.runner import long_lived_allocations
 
 _FLOAT_BYTES = 4
 

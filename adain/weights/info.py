@@ -12,7 +12,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
-from adain.pretrained import DEFAULT_REPO_ID, DEFAULT_REVISION, resolve_model_id
+from adain.weights.hub import DEFAULT_REPO_ID, DEFAULT_REVISION, resolve_model_id
 
 WEIGHTS_NAME = "model.safetensors"
 # A safetensors header is JSON of a few KB per hundred tensors; more than this is not one.

@@ -5,7 +5,7 @@ Order for every entry point: explicit argument (``--model``), then ``$ADAIN_MODE
 spelling. A Hub repository holding ``model.safetensors`` loads directly; one holding only the
 original ``vgg_normalised.pth`` + ``decoder.pth`` (a model repo or a Space: ``spaces/org/name``)
 is converted on the fly and cached. While the default repository is not published (the Hub
-answers 404), the default falls back to the original release files (:mod:`adain.download`).
+answers 404), the default falls back to the original release files (:mod:`adain.weights.download`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from adain.download import check_sha256, verify_download
+from adain.weights.download import check_sha256, verify_download
 
 if TYPE_CHECKING:
     from adain.model import AdaIN
@@ -96,7 +96,7 @@ def fetch_model(model_id: str, revision: str | None = None) -> Path:
         return Path(weights).parent
     except RepositoryNotFoundError:
         if is_default:
-            from adain.download import original_model_dir
+            from adain.weights.download import original_model_dir
 
             try:
                 return original_model_dir()
@@ -118,7 +118,7 @@ def fetch_model(model_id: str, revision: str | None = None) -> Path:
         ) from None
     except LocalEntryNotFoundError:
         if is_default:
-            from adain.download import converted_dir
+            from adain.weights.download import converted_dir
 
             if (converted_dir() / WEIGHTS_NAME).is_file():
                 return converted_dir()
@@ -136,8 +136,8 @@ def fetch_original(repo_id: str, repo_type: str = "model", revision: str | None 
     The converted folder lives under ``$ADAIN_CACHE/hub``, keyed by the commit the files came
     from, so a moved branch converts again and a pinned commit never does.
     """
-    from adain.convert import load_original
-    from adain.download import cache_root
+    from adain.weights.convert import load_original
+    from adain.weights.download import cache_root
 
     vgg = Path(_download(repo_id, "vgg_normalised.pth", repo_type, revision))
     decoder = Path(_download(repo_id, "decoder.pth", repo_type, revision))

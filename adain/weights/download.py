@@ -163,8 +163,8 @@ def original_model_dir() -> Path:
     target = converted_dir()
     if (target / "model.safetensors").is_file():
         return target
-    from adain.convert import load_original
-    from adain.pretrained import save_model_dir
+    from adain.weights.convert import load_original
+    from adain.weights.hub import save_model_dir
 
     cache_root().mkdir(parents=True, exist_ok=True)
     # A private folder per call, so concurrent first runs never read each other's partial files.

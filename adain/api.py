@@ -24,10 +24,10 @@ from adain.image import (
     to_tensor,
 )
 from adain.model import AdaIN, PreserveColor
-from adain.pretrained import load_model
-from adain.runtime import Precision, Runner
+from adain.weights.hub import load_model
+from adain.engine.runner import Precision, Runner
 from adain.style import StyleStats, is_style_preset
-from adain.tiling import image_stats, needs_tiles, stylize_tensor
+from adain.engine.strips import image_stats, needs_tiles, stylize_tensor
 
 ImageLike = str | Path | Image.Image | Tensor
 StyleLike = ImageLike | StyleStats
@@ -89,7 +89,7 @@ def encode_style(
 ) -> StyleStats:
     """Encode a style once into reusable statistics (``StyleStats.save`` writes a preset).
 
-    Encoded as :func:`stylize` encodes style images (:func:`adain.tiling.image_stats`: the
+    Encoded as :func:`stylize` encodes style images (:func:`adain.engine.strips.image_stats`: the
     same numbers, in bounded memory at any size).
     """
     if isinstance(style, StyleStats):
@@ -142,10 +142,10 @@ def stylize(
         revision: Hub revision when ``model`` is a repository id.
         output: ``"pil"`` (one image) or ``"tensor"`` (``(B, 3, H, W)`` clamped to [0, 1], CPU).
         tile: cap in px on the height of the strips (and width of the columns) the image is
-            processed in (:mod:`adain.tiling`); ``None`` picks them from ``max_memory``.
+            processed in (:mod:`adain.engine.strips`); ``None`` picks them from ``max_memory``.
         max_memory: memory budget for the stylisation, bytes or ``"3G"``/``"512M"`` (default
-            :data:`adain.tiling.DEFAULT_MAX_MEMORY`).
-        precision: ``"fp32"``, or ``"bf16"``/``"fp16"`` autocast on GPUs (:mod:`adain.runtime`).
+            :data:`adain.engine.strips.DEFAULT_MAX_MEMORY`).
+        precision: ``"fp32"``, or ``"bf16"``/``"fp16"`` autocast on GPUs (:mod:`adain.engine.runner`).
     """
     target = get_device(device)
     net = _resolve_model(model, revision).to(target).eval()
@@ -164,7 +164,7 @@ def stylize(
         tile is not None
         or max_memory is not None
         or precision != "fp32"
-        # On the CPU the streamed path is the fast one (adain.streaming, adain.winograd).
+        # On the CPU the streamed path is the fast one (adain.engine.stream, adain.engine.winograd).
         or target.type == "cpu"
         or needs_tiles(content_tensor, net.encoder.conv1_1.out_channels)
     ):

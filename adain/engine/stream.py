@@ -2,7 +2,7 @@
 
 Every layer between the image and relu4_1 (and back) only mixes neighbouring rows: a 3x3
 convolution reads one row above and below, 2x2 max pooling pairs rows, the decoder's fused
-upsample-and-convolve step (:mod:`adain.fused`) reads one low-resolution row above and below.
+upsample-and-convolve step (:mod:`adain.engine.fused`) reads one low-resolution row above and below.
 So a network can run strip by strip if each layer keeps the last rows it has seen (two for a
 convolution, at most one for pooling) and prepends them to the next strip: every output row is
 computed once, from exactly the inputs of a whole-image run, and the strips' outputs stack up to
@@ -13,7 +13,7 @@ and nothing to blend.
 Padding follows the whole-image layers: reflect by one row at the top of the first strip and the
 bottom of the last for convolutions, replicate for the fused upsampling step, and ``ceil_mode``
 pooling of a final odd row. On the CPU the widest convolutions run as Winograd F(2, 3)
-(:mod:`adain.winograd`), and each ReLU is applied while filling the next layer's padded buffer.
+(:mod:`adain.engine.winograd`), and each ReLU is applied while filling the next layer's padded buffer.
 """
 
 from __future__ import annotations
@@ -26,14 +26,14 @@ from torch import Tensor
 
 from adain.decoder import DECODER_LAYERS, Decoder
 from adain.encoder import CONTENT_LAYER, VGG19Encoder
-from adain.fused import (
+from adain.engine.fused import (
     interleave_phases,
     memory_layout,
     upsample_conv_weight,
     upsample_phases,
 )
-from adain.runtime import Runner, precision_context
-from adain.winograd import F23Kernels, conv3x3_f23, winograd_pays
+from adain.engine.runner import Runner, precision_context
+from adain.engine.winograd import F23Kernels, conv3x3_f23, winograd_pays
 
 # A stage takes the next rows of its input (None: none this time) out of a one-item list, so
 # that it holds the only reference and can free them before allocating its output, and whether
@@ -64,7 +64,7 @@ class _RowConv:
         else:
             self.weight = weight
         self.bias = bias
-        # Wide CPU convolutions run as Winograd F(2, 3) (adain.winograd), on even widths.
+        # Wide CPU convolutions run as Winograd F(2, 3) (adain.engine.winograd), on even widths.
         self.f23 = F23Kernels(weight, bias) if kind == "reflect" and winograd_pays(weight) else None
         self.carry: Tensor | None = None
         self.started = False

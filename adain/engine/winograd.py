@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from adain.fused import memory_layout
+from adain.engine.fused import memory_layout
 
 # Fewest input and output channels for which F(2, 3) beat the direct convolution (see above).
 MIN_CHANNELS = 256
