@@ -24,12 +24,12 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
-    from adain.model import AdaIN as AdaIN
-    from adain.weights.hub import DEFAULT_REPO_ID as DEFAULT_REPO_ID
-    from adain.weights.hub import load_model as load_model
-    from adain.style import StyleStats as StyleStats
     from adain.api import encode_style as encode_style
     from adain.api import stylize as stylize
+    from adain.model import AdaIN as AdaIN
+    from adain.style import StyleStats as StyleStats
+    from adain.weights.hub import DEFAULT_REPO_ID as DEFAULT_REPO_ID
+    from adain.weights.hub import load_model as load_model
 
 
 def __getattr__(name: str) -> object:

@@ -14,6 +14,8 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from adain.engine.runner import Precision, Runner
+from adain.engine.strips import image_stats, needs_tiles, stylize_tensor
 from adain.image import (
     DEFAULT_MAX_PIXELS,
     limit_size,
@@ -24,10 +26,8 @@ from adain.image import (
     to_tensor,
 )
 from adain.model import AdaIN, PreserveColor
-from adain.weights.hub import load_model
-from adain.engine.runner import Precision, Runner
 from adain.style import StyleStats, is_style_preset
-from adain.engine.strips import image_stats, needs_tiles, stylize_tensor
+from adain.weights.hub import load_model
 
 ImageLike = str | Path | Image.Image | Tensor
 StyleLike = ImageLike | StyleStats
@@ -145,7 +145,8 @@ def stylize(
             processed in (:mod:`adain.engine.strips`); ``None`` picks them from ``max_memory``.
         max_memory: memory budget for the stylisation, bytes or ``"3G"``/``"512M"`` (default
             :data:`adain.engine.strips.DEFAULT_MAX_MEMORY`).
-        precision: ``"fp32"``, or ``"bf16"``/``"fp16"`` autocast on GPUs (:mod:`adain.engine.runner`).
+        precision: ``"fp32"``, or ``"bf16"``/``"fp16"`` autocast on GPUs
+            (:mod:`adain.engine.runner`).
     """
     target = get_device(device)
     net = _resolve_model(model, revision).to(target).eval()

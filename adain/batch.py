@@ -112,7 +112,9 @@ class BatchConfig:
     overwrite: bool = False
     quality: int | None = None
     ext: str = ".png"  # format of the files written into an output folder
-    tile: int | None = None  # tile side in px; None: automatic above max_memory (adain.engine.strips)
+    tile: int | None = (
+        None  # tile side in px; None: automatic above max_memory (adain.engine.strips)
+    )
     max_memory: str | None = None  # e.g. "3G"; None: adain.engine.strips.DEFAULT_MAX_MEMORY
     precision: str = "fp32"  # fp32, or bf16/fp16 on GPUs (adain.engine.runner)
 
@@ -156,8 +158,8 @@ def _check_options(config: BatchConfig, num_styles: int) -> None:
     if config.precision not in ("fp32", "bf16", "fp16"):
         raise ValueError(f"--precision must be fp32, bf16 or fp16, got {config.precision!r}")
     if config.tile is not None or config.max_memory is not None:
-        from adain.model import DOWNSAMPLING
         from adain.engine.strips import MIN_TILE_CELLS, parse_memory
+        from adain.model import DOWNSAMPLING
 
         if config.tile is not None and config.tile < MIN_TILE_CELLS * DOWNSAMPLING:
             raise ValueError(
@@ -250,9 +252,9 @@ def run(batch: Plan) -> Iterator[dict[str, Any]]:
         With ``preserve_color="coral"`` a style's colours are matched to each content before it
         is encoded, so styles are encoded once per content instead of once per batch.
     """
-    from adain.weights.hub import load_model
-    from adain.style import StyleStats
     from adain.api import encode_style, get_device, stylize
+    from adain.style import StyleStats
+    from adain.weights.hub import load_model
 
     config = batch.config
     device = get_device(config.device)  # a missing device is an error before the model loads
@@ -320,8 +322,8 @@ def save_preset(
     Returns:
         A JSON-able record: ``output``, ``styles``, ``weights``, ``channels``, ``layer``.
     """
-    from adain.style import StyleStats
     from adain.api import encode_style, get_device
+    from adain.style import StyleStats
 
     paths = expand_paths(styles, "style", presets=True)
     if output.suffix.lower() != PRESET_SUFFIX:

@@ -63,8 +63,8 @@ def _load(path: Path, image_size: int | None) -> Any:
 def _model_and_images(
     model: str | None, device: str, content: Path, style: Path, image_size: int | None
 ) -> tuple[Any, Any, Any]:
-    from adain.weights.hub import load_model
     from adain.api import get_device
+    from adain.weights.hub import load_model
 
     net = load_model(model).to(get_device(device)).eval()
     return net, _load(content, image_size), _load(style, image_size)

@@ -105,9 +105,9 @@ def sweep_sheet(config: SweepConfig) -> Image.Image:
     consecutive styles A, B, ``steps`` mixes from all A to all B at alpha 1 (paper Sec. 7.3).
     The model is loaded once and each style encoded once (per content with ``coral``).
     """
-    from adain.weights.hub import load_model
-    from adain.style import StyleStats
     from adain.api import encode_style, get_device, stylize
+    from adain.style import StyleStats
+    from adain.weights.hub import load_model
 
     if not config.styles:
         raise ValueError("give at least one --style")

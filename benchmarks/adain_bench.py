@@ -141,9 +141,9 @@ def child(spec: dict) -> dict:
             for i in range(batch):
                 baseline_stylize(enc, dec, content[i : i + 1], style)
     else:
-        from adain.model import AdaIN
         from adain.engine.runner import Runner, tune_allocator
         from adain.engine.strips import image_stats, parse_memory, stylize_tiled
+        from adain.model import AdaIN
 
         tune_allocator()
         model = AdaIN(encoder_depth="relu4_1", base_channels=spec.get("width", WIDTH))

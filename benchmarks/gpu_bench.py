@@ -69,9 +69,9 @@ def measure(
     rounds: int = 3,
 ) -> dict:
     """The figures of one run, as :func:`main` prints and writes them."""
-    from adain.model import AdaIN
     from adain.engine.runner import Runner
     from adain.engine.strips import TilePlan, image_stats, stylize_tiled
+    from adain.model import AdaIN
 
     target = torch.device(device)
     if target.type == "cuda" and not torch.cuda.is_available():

@@ -234,9 +234,9 @@ def publish_original(
     fields = {
         "title": "VGG-19 encoder + original decoder (converted release weights)",
         "provenance": (
-            "Converted with `adain.weights.convert` (explicit index -> name key map, shape-checked) from "
-            "the original release files, as published with pytorch-AdaIN v0.0.0 "
-            "(https://github.com/naoto0804/pytorch-AdaIN/releases/tag/v0.0.0):\n\n"
+            "Converted with `adain.weights.convert` (explicit index -> name key map, "
+            "shape-checked) from the original release files, as published with "
+            "pytorch-AdaIN v0.0.0 (https://github.com/naoto0804/pytorch-AdaIN/releases/tag/v0.0.0):\n\n"
             "| source file | sha256 |\n|---|---|\n" + rows
         ),
         "training": (

@@ -20,9 +20,9 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import adain
-import adain.weights.hub
-import adain.sheet
 import adain.api
+import adain.sheet
+import adain.weights.hub
 from adain.cli import app
 from adain.image import load_image, save_image
 from adain.sheet import contact_sheet

@@ -11,13 +11,13 @@ from conftest import smooth_image
 from original_layout import seeded_original, style_transfer
 from t7_writer import save_t7, sequential_from_state_dict
 
+from adain.model import AdaIN
 from adain.weights.convert import (
     DECODER_INDEX_TO_NAME,
     VGG_INDEX_TO_NAME,
     convert_state_dict,
     read_original,
 )
-from adain.model import AdaIN
 
 
 def _save_original(

@@ -7,9 +7,9 @@ import torch
 from conftest import smooth_image
 from PIL import Image
 
+from adain.api import encode_style, get_device, stylize
 from adain.image import save_image, to_tensor
 from adain.weights.hub import load_model, resolve_model_id
-from adain.api import encode_style, get_device, stylize
 
 
 @pytest.fixture

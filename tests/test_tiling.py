@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from adain.model import DOWNSAMPLING
 from adain.engine.runner import Runner
 from adain.engine.strips import (
     DEFAULT_MAX_MEMORY,
@@ -18,6 +17,7 @@ from adain.engine.strips import (
     plan_tiles,
     stylize_tiled,
 )
+from adain.model import DOWNSAMPLING
 from tests.conftest import smooth_image
 
 # Outputs in pieces and whole (magnitude ~2) differ only by float summation order: strips carry

@@ -13,7 +13,8 @@ and nothing to blend.
 Padding follows the whole-image layers: reflect by one row at the top of the first strip and the
 bottom of the last for convolutions, replicate for the fused upsampling step, and ``ceil_mode``
 pooling of a final odd row. On the CPU the widest convolutions run as Winograd F(2, 3)
-(:mod:`adain.engine.winograd`), and each ReLU is applied while filling the next layer's padded buffer.
+(:mod:`adain.engine.winograd`), and each ReLU is applied while filling the next layer's padded
+buffer.
 """
 
 from __future__ import annotations

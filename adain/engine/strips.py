@@ -26,6 +26,8 @@ import torch
 from torch import Tensor
 
 from adain.engine.features import FeatureStore
+from adain.engine.runner import Precision, Runner, long_lived_allocations
+from adain.engine.stream import RowStream, decoder_stream, encoder_stream
 from adain.functional import transfer_luminance
 from adain.model import (
     DOWNSAMPLING,
@@ -37,8 +39,6 @@ from adain.model import (
     check_masks,
     resolve_styles,
 )
-from adain.engine.runner import Precision, Runner, long_lived_allocations
-from adain.engine.stream import RowStream, decoder_stream, encoder_stream
 from adain.style import StyleStats
 
 # Working memory of one strip's forward pass per pixel at base width 64 (bytes). A whole-image
