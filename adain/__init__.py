@@ -16,7 +16,7 @@ _EXPORTS = {
     "AdaIN": "adain.model",
     "StyleStats": "adain.style",
     "DEFAULT_REPO_ID": "adain.weights.hub",
-    "load_model": "adain.weights.hub",
+    "load_model": "adain.model",
     "encode_style": "adain.api",
     "stylize": "adain.api",
 }
@@ -27,9 +27,9 @@ if TYPE_CHECKING:
     from adain.api import encode_style as encode_style
     from adain.api import stylize as stylize
     from adain.model import AdaIN as AdaIN
+    from adain.model import load_model as load_model
     from adain.style import StyleStats as StyleStats
     from adain.weights.hub import DEFAULT_REPO_ID as DEFAULT_REPO_ID
-    from adain.weights.hub import load_model as load_model
 
 
 def __getattr__(name: str) -> object:

@@ -25,9 +25,8 @@ from adain.image import (
     to_pil,
     to_tensor,
 )
-from adain.model import AdaIN, PreserveColor
+from adain.model import AdaIN, PreserveColor, load_model
 from adain.style import StyleStats, is_style_preset
-from adain.weights.hub import load_model
 
 ImageLike = str | Path | Image.Image | Tensor
 StyleLike = ImageLike | StyleStats

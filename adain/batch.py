@@ -253,8 +253,8 @@ def run(batch: Plan) -> Iterator[dict[str, Any]]:
         is encoded, so styles are encoded once per content instead of once per batch.
     """
     from adain.api import encode_style, get_device, stylize
+    from adain.model import load_model
     from adain.style import StyleStats
-    from adain.weights.hub import load_model
 
     config = batch.config
     device = get_device(config.device)  # a missing device is an error before the model loads
@@ -344,7 +344,7 @@ def save_preset(
             stats.append(StyleStats.load(path))
             continue
         if net is None:
-            from adain.weights.hub import load_model
+            from adain.model import load_model
 
             target = get_device(device)
             net = load_model(model, revision=revision).to(target).eval()

@@ -64,7 +64,7 @@ def _model_and_images(
     model: str | None, device: str, content: Path, style: Path, image_size: int | None
 ) -> tuple[Any, Any, Any]:
     from adain.api import get_device
-    from adain.weights.hub import load_model
+    from adain.model import load_model
 
     net = load_model(model).to(get_device(device)).eval()
     return net, _load(content, image_size), _load(style, image_size)

@@ -131,7 +131,7 @@ def _resolve_encoder(
     if isinstance(model, VGG19Encoder):
         return model, None
     if not isinstance(model, AdaIN):
-        from adain.weights.hub import load_model
+        from adain.model import load_model
 
         model = load_model(model)
     return model.encoder, model

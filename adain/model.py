@@ -393,3 +393,21 @@ class AdaIN(
             "encoder": sum(p.numel() for p in self.encoder.parameters()),
             "decoder": sum(p.numel() for p in self.decoder.parameters()),
         }
+
+
+def load_model(
+    model: str | Path | None = None,
+    revision: str | None = None,
+    device: str | None = None,
+) -> AdaIN:
+    """Load a model from a folder or a Hub repository id: ``model``, else ``$ADAIN_MODEL``, else
+    the default (:func:`adain.weights.hub.resolve_model_id`).
+
+    Raises:
+        ValueError: one line saying what was not found and what to do.
+        OSError: the original-file fallback could not download.
+    """
+    from adain.weights.hub import resolve_model_folder
+
+    loaded = AdaIN.from_pretrained(str(resolve_model_folder(model, revision)))
+    return loaded.to(device) if device is not None else loaded

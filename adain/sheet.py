@@ -106,8 +106,8 @@ def sweep_sheet(config: SweepConfig) -> Image.Image:
     The model is loaded once and each style encoded once (per content with ``coral``).
     """
     from adain.api import encode_style, get_device, stylize
+    from adain.model import load_model
     from adain.style import StyleStats
-    from adain.weights.hub import load_model
 
     if not config.styles:
         raise ValueError("give at least one --style")

@@ -98,8 +98,7 @@ def load_source(source: str | Path, encoder: str | None = None) -> tuple[AdaIN, 
     """
     import torch
 
-    from adain.model import AdaIN
-    from adain.weights.hub import load_model
+    from adain.model import AdaIN, load_model
 
     source = Path(source)
     if source.is_dir():

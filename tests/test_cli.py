@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 
 import adain
 import adain.api
+import adain.model
 import adain.sheet
 import adain.weights.hub
 from adain.cli import app
@@ -91,7 +92,7 @@ def recorded(monkeypatch: pytest.MonkeyPatch, tiny_model) -> dict[str, list]:
         calls["stylize"].append({"content_size": content.size, "style": style, **kwargs})
         return content.copy()
 
-    monkeypatch.setattr(adain.weights.hub, "load_model", load_model)
+    monkeypatch.setattr(adain.model, "load_model", load_model)
     monkeypatch.setattr(adain.api, "encode_style", encode_style)
     monkeypatch.setattr(adain.api, "stylize", stylize)
     return calls
@@ -155,7 +156,7 @@ def test_interpolate_forwards_the_sweeps(work, monkeypatch, tiny_model):
         calls.append((len(style), kwargs["alpha"], kwargs["weights"], kwargs["max_size"]))
         return content.copy()
 
-    monkeypatch.setattr(adain.weights.hub, "load_model", lambda *a, **k: tiny_model)
+    monkeypatch.setattr(adain.model, "load_model", lambda *a, **k: tiny_model)
     monkeypatch.setattr(adain.api, "stylize", stylize)
     result = invoke(
         "interpolate", "c/a.png", "-s", "s/x.png", "-s", "s/y.png", "--alpha", 0,

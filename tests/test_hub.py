@@ -26,8 +26,8 @@ import torch
 from conftest import make_model
 from original_layout import seeded_original, style_transfer
 
-from adain.model import AdaIN
-from adain.weights.hub import DEFAULT_REPO_ID, load_model
+from adain.model import AdaIN, load_model
+from adain.weights.hub import DEFAULT_REPO_ID
 
 
 @pytest.fixture
@@ -119,7 +119,7 @@ def test_offline_environment_variable_in_a_fresh_process(hub, tmp_path, tiny_mod
     load_model("org/tiny")
     hub.stop()
     code = (
-        "import torch; from adain.weights.hub import load_model;"
+        "import torch; from adain.model import load_model;"
         "m = load_model('org/tiny'); print(float(m.decoder.conv1_1.weight.detach().sum()))"
     )
     env = os.environ | {"HF_HUB_OFFLINE": "1"}

@@ -9,7 +9,8 @@ from PIL import Image
 
 from adain.api import encode_style, get_device, stylize
 from adain.image import save_image, to_tensor
-from adain.weights.hub import load_model, resolve_model_id
+from adain.model import load_model
+from adain.weights.hub import resolve_model_id
 
 
 @pytest.fixture

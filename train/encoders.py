@@ -100,7 +100,8 @@ def build_encoder(spec: str, base_channels: int = 64) -> VGG19Encoder:
                 if f"{index}.{kind}" in original:
                     state[f"{name}.{kind}"] = original[f"{index}.{kind}"].float()
         return _from_state(state, str(path), base_channels)
-    from adain.weights.hub import load_model, resolve_model_id
+    from adain.model import load_model
+    from adain.weights.hub import resolve_model_id
 
     model = load_model(spec or None)
     prefix = "encoder."

@@ -40,27 +40,20 @@ def resolve_model_id(model: str | Path | None = None) -> str:
     return os.environ.get(MODEL_ENV) or DEFAULT_REPO_ID
 
 
-def load_model(
-    model: str | Path | None = None,
-    revision: str | None = None,
-    device: str | None = None,
-) -> AdaIN:
-    """Load a model from a folder or a Hub repository id, resolved by :func:`resolve_model_id`.
+def resolve_model_folder(model: str | Path | None = None, revision: str | None = None) -> Path:
+    """A local ``save_pretrained`` folder for ``model`` (resolved by :func:`resolve_model_id`),
+    downloading and converting as needed.
 
     Raises:
         ValueError: one line saying what was not found and what to do (unknown repository,
             revision or file, offline without a cached copy, a corrupted download).
         OSError: the original-file fallback could not download.
     """
-    from adain.model import AdaIN
-
     model_id = resolve_model_id(model)
     path = Path(model_id).expanduser()
     if path.exists() and not path.is_dir():
         raise ValueError(f"{model_id} is a file: --model takes a folder or a Hub repository id")
-    folder = path if path.is_dir() else fetch_model(model_id, revision)
-    loaded = AdaIN.from_pretrained(str(folder))
-    return loaded.to(device) if device is not None else loaded
+    return path if path.is_dir() else fetch_model(model_id, revision)
 
 
 def fetch_model(model_id: str, revision: str | None = None) -> Path:
