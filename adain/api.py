@@ -1,6 +1,6 @@
-"""Task API over images: what a user does with files, PIL images and tensors.
+"""Task API over images: what a user does with files, PIL images and tensors, through the model.
 
-Named ``task`` rather than STYLE.md's ``stylize.py``: a submodule named like the function
+Named ``api`` rather than STYLE.md's ``stylize.py``: a submodule named like the function
 ``adain.stylize`` would replace that function on the package as soon as it was imported.
 """
 
@@ -14,8 +14,8 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from adain.engine.runner import Precision, Runner
-from adain.engine.strips import image_stats, needs_tiles, stylize_tensor
+from adain.engine.precision import Precision
+from adain.engine.runner import EngineOptions
 from adain.image import (
     DEFAULT_MAX_PIXELS,
     limit_size,
@@ -73,8 +73,14 @@ def as_tensor(
     return to_tensor(limit_size(resize_shorter(image, size), max_size))
 
 
-def _resolve_model(model: AdaIN | str | Path | None, revision: str | None) -> AdaIN:
-    return model if isinstance(model, AdaIN) else load_model(model, revision=revision)
+def _resolve_model(
+    model: AdaIN | str | Path | None, revision: str | None, device: torch.device
+) -> AdaIN:
+    """The caller's model as it is (calls run on ``device`` without moving it), or a model
+    loaded by name onto ``device``."""
+    if isinstance(model, AdaIN):
+        return model
+    return load_model(model, revision=revision).to(device)
 
 
 @torch.inference_mode()
@@ -88,17 +94,17 @@ def encode_style(
 ) -> StyleStats:
     """Encode a style once into reusable statistics (``StyleStats.save`` writes a preset).
 
-    Encoded as :func:`stylize` encodes style images (:func:`adain.engine.strips.image_stats`: the
-    same numbers, in bounded memory at any size).
+    Encoded as :func:`stylize` encodes style images (:meth:`AdaIN.style_stats`: the same
+    numbers, in bounded memory at any size). Returned on the CPU.
     """
     if isinstance(style, StyleStats):
         return style
     if isinstance(style, str | Path) and is_style_preset(style):
         return StyleStats.load(style)
-    net = _resolve_model(model, revision)
     target = get_device(device)
-    runner = Runner(net, target)
-    return image_stats(runner, as_tensor(style, style_size).to(target)).to("cpu")
+    net = _resolve_model(model, revision, target)
+    image = as_tensor(style, style_size)
+    return net.style_stats(image, engine=EngineOptions(device=target)).to("cpu")
 
 
 @torch.inference_mode()
@@ -121,7 +127,8 @@ def stylize(
     max_memory: int | str | None = None,
     precision: Precision = "fp32",
 ) -> Image.Image | Tensor:
-    """Stylise an image with one or several styles.
+    """Stylise an image with one or several styles: files, PIL images or tensors in, through
+    the model (``model(content, style, alpha, ...)``), a PIL image or a tensor out.
 
     Args:
         content: path, PIL image, or tensor ``(3, H, W)``/``(B, 3, H, W)`` in [0, 1].
@@ -137,19 +144,16 @@ def stylize(
             has the input's size.
         style_size: shorter side of the style images in px; ``None`` keeps their size.
         max_size: cap on the longer side of the content, applied after ``content_size``.
-        device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"mps"``.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"mps"``; a model given as an object is
+            not moved (the call runs on copies of its weights there).
         revision: Hub revision when ``model`` is a repository id.
         output: ``"pil"`` (one image) or ``"tensor"`` (``(B, 3, H, W)`` clamped to [0, 1], CPU).
-        tile: cap in px on the height of the strips (and width of the columns) the image is
-            processed in (:mod:`adain.engine.strips`); ``None`` picks them from ``max_memory``.
-        max_memory: memory budget for the stylisation, bytes or ``"3G"``/``"512M"`` (default
-            :data:`adain.engine.strips.DEFAULT_MAX_MEMORY`).
-        precision: ``"fp32"``, or ``"bf16"``/``"fp16"`` autocast on GPUs
-            (:mod:`adain.engine.runner`).
+        tile, max_memory, precision: how the model runs
+            (:class:`adain.engine.runner.EngineOptions`).
     """
     target = get_device(device)
-    net = _resolve_model(model, revision).to(target).eval()
-    content_tensor = as_tensor(content, content_size, max_size).to(target)
+    net = _resolve_model(model, revision, target)
+    engine = EngineOptions(max_memory=max_memory, tile=tile, precision=precision, device=target)
     styles = list(style) if isinstance(style, list | tuple) else [style]
     style_inputs: list[Tensor | StyleStats] = []
     for item in styles:
@@ -158,37 +162,16 @@ def stylize(
         elif isinstance(item, str | Path) and is_style_preset(item):
             style_inputs.append(StyleStats.load(item))
         else:
-            style_inputs.append(as_tensor(item, style_size).to(target))
-    mask_tensor = _masks_tensor(masks, len(styles))
-    if (
-        tile is not None
-        or max_memory is not None
-        or precision != "fp32"
-        # On the CPU the streamed path is the fast one (adain.engine.stream, adain.engine.winograd).
-        or target.type == "cpu"
-        or needs_tiles(content_tensor, net.encoder.conv1_1.out_channels)
-    ):
-        out = stylize_tensor(
-            net,
-            content_tensor,
-            style_inputs,
-            alpha,
-            weights=weights,
-            masks=None if mask_tensor is None else mask_tensor.to(target),
-            preserve_color=preserve_color,
-            tile=tile,
-            max_memory=max_memory,
-            precision=precision,
-        )
-    else:
-        out = net(
-            content_tensor,
-            style_inputs,
-            alpha,
-            weights=weights,
-            masks=None if mask_tensor is None else mask_tensor.to(target),
-            preserve_color=preserve_color,
-        )
+            style_inputs.append(as_tensor(item, style_size))
+    out = net(
+        as_tensor(content, content_size, max_size),
+        style_inputs,
+        alpha,
+        weights=weights,
+        masks=_masks_tensor(masks, len(styles)),
+        preserve_color=preserve_color,
+        engine=engine,
+    )
     out = out.clamp(0.0, 1.0).cpu()
     if output == "tensor":
         return out

@@ -158,8 +158,8 @@ def _check_options(config: BatchConfig, num_styles: int) -> None:
     if config.precision not in ("fp32", "bf16", "fp16"):
         raise ValueError(f"--precision must be fp32, bf16 or fp16, got {config.precision!r}")
     if config.tile is not None or config.max_memory is not None:
-        from adain.engine.strips import MIN_TILE_CELLS, parse_memory
-        from adain.model import DOWNSAMPLING
+        from adain.architecture import DOWNSAMPLING
+        from adain.engine.plan import MIN_TILE_CELLS, parse_memory
 
         if config.tile is not None and config.tile < MIN_TILE_CELLS * DOWNSAMPLING:
             raise ValueError(

@@ -13,7 +13,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
-from adain.encoder import STYLE_LAYERS
+from adain.architecture import STYLE_LAYERS
 from adain.functional import gram_matrix
 from adain.gatys import GATYS_STYLE_LAYERS, GatysConfig, gatys
 from adain.image import to_pil

@@ -5,34 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-# VGG-19 configuration E (Simonyan & Zisserman 2015): convolutions per block, channel multiple of
-# the base width (64 in the released weights).
-VGG19_BLOCKS: tuple[tuple[int, int], ...] = ((2, 1), (2, 2), (4, 4), (4, 8), (4, 8))
-
-# Caffe's BGR ImageNet mean in 0-255 units: the bias of vgg_normalised's index-0 1x1 convolution.
-CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
-
-
-def _layer_names() -> list[str]:
-    names = []
-    for block, (convs, _) in enumerate(VGG19_BLOCKS, start=1):
-        for n in range(1, convs + 1):
-            names += [f"conv{block}_{n}", f"relu{block}_{n}"]
-        if block < len(VGG19_BLOCKS):
-            names.append(f"pool{block}")
-    return names
-
-
-# Every layer of VGG-19's feature stack, in order: conv1_1, relu1_1, ..., pool4, ..., relu5_4.
-LAYER_NAMES: tuple[str, ...] = tuple(_layer_names())
-# The layers the model can stop at; relu5_1 is the deepest any method here uses (Gatys' style).
-DEPTHS = ("relu4_1", "relu5_1")
-# AdaIN's style loss layers (paper Sec. 6.2) and its transfer layer.
-STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
-CONTENT_LAYER = "relu4_1"
+from adain.architecture import (
+    CAFFE_BGR_MEAN,
+    CONTENT_LAYER,
+    DEPTHS,
+    LAYER_NAMES,
+    VGG19_BLOCKS,
+    encoder_steps,
+)
+from adain.engine.walk import conv_params, run_steps
 
 
 def preprocessing_conv() -> tuple[Tensor, Tensor]:
@@ -118,35 +101,5 @@ class VGG19Encoder(nn.Module):
                 f"choose from {', '.join(self.layer_names)}"
             )
         last = max(self.layer_names.index(name) for name in wanted)
-        feats: dict[str, Tensor] = {}
-        names = self.layer_names[: last + 1]
-        deferred_relu = False
-        x = self.preprocess(image)
-        for index, name in enumerate(names):
-            if name.startswith("conv"):
-                conv = getattr(self, name)
-                # Conv2d(padding_mode="reflect") in two steps, rebinding x in between: the
-                # unpadded map is freed before the convolution allocates its output (one
-                # full-size map less at peak, and less fresh memory to fault in).
-                x = F.pad(x, (1, 1, 1, 1), mode="reflect")
-                x = F.conv2d(x, conv.weight, conv.bias)
-            elif name.startswith("relu"):
-                following = names[index + 1] if index + 1 < len(names) else ""
-                if self.pooling == "max" and following.startswith("pool") and name not in wanted:
-                    # Max pooling and ReLU commute (both monotone): rectify the pooled map,
-                    # a quarter of the size.
-                    deferred_relu = True
-                    continue
-                # In place only when nobody keeps the pre-activation (a requested conv layer).
-                conv_kept = name.replace("relu", "conv") in feats
-                x = F.relu(x, inplace=not conv_kept and not x.requires_grad)
-            elif self.pooling == "max":
-                x = F.max_pool2d(x, 2, 2, ceil_mode=True)
-                if deferred_relu:
-                    x = F.relu(x, inplace=not x.requires_grad)
-                    deferred_relu = False
-            else:
-                x = F.avg_pool2d(x, 2, 2, ceil_mode=True)
-            if name in wanted:
-                feats[name] = x
-        return feats
+        steps = encoder_steps(self.layer_names[: last + 1], self.pooling, keep=wanted)
+        return run_steps(image, steps, conv_params(self), wanted)

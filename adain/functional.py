@@ -5,7 +5,10 @@ Tensors are ``(B, C, H, W)`` unless said otherwise. Nothing here owns weights or
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 # pytorch-AdaIN function.py: calc_mean_std adds 1e-5 to the (unbiased) variance.
@@ -39,31 +42,6 @@ def calc_mean_std(feats: Tensor, eps: float = EPS) -> tuple[Tensor, Tensor]:
     return mean.view(b, c, 1, 1), (var + eps).sqrt().view(b, c, 1, 1)
 
 
-def masked_mean_std(feats: Tensor, weights: Tensor, eps: float = EPS) -> tuple[Tensor, Tensor]:
-    """Weighted per-channel mean and std, for spatial control with soft masks.
-
-    Args:
-        feats: ``(B, C, H, W)`` features.
-        weights: ``(B, 1, H, W)`` non-negative weights (a soft mask at feature resolution).
-        eps: added to the variance, as in :func:`calc_mean_std`.
-
-    Returns:
-        ``(mean, std)``, each ``(B, C, 1, 1)``.
-
-    Note:
-        The variance uses the reliability-weights correction ``V1 - V2 / V1`` (``V1 = sum w``,
-        ``V2 = sum w^2``), which reduces to :func:`calc_mean_std`'s ``n - 1`` for a binary mask.
-    """
-    v1 = weights.sum(dim=(2, 3), keepdim=True)  # (B, 1, 1, 1)
-    v2 = weights.square().sum(dim=(2, 3), keepdim=True)
-    safe_v1 = v1.clamp_min(1e-8)
-    mean = (feats * weights).sum(dim=(2, 3), keepdim=True) / safe_v1
-    sq_dev = (feats - mean).square() * weights
-    denom = (v1 - v2 / safe_v1).clamp_min(1e-8)
-    var = sq_dev.sum(dim=(2, 3), keepdim=True) / denom
-    return mean, (var + eps).sqrt()
-
-
 def adaptive_instance_norm(
     content_feats: Tensor,
     style_mean: Tensor,
@@ -82,7 +60,91 @@ def adaptive_instance_norm(
         ``(B, C, H, W)`` features whose per-channel mean and std are the style's.
     """
     content_mean, content_std = calc_mean_std(content_feats, eps)
-    return (content_feats - content_mean) / content_std * style_std + style_mean
+    return _renormalize(content_feats, (content_mean, content_std), (style_mean, style_std))
+
+
+def _renormalize(
+    feats: Tensor, content: tuple[Tensor, Tensor], style: tuple[Tensor, Tensor]
+) -> Tensor:
+    # Paper eq. 8 with the content statistics given: (x - mu(x)) / sigma(x) * sigma(y) + mu(y).
+    return (feats - content[0]) / content[1] * style[1] + style[0]
+
+
+Stats = tuple[Tensor, Tensor]
+
+
+def adain_transfer(
+    feats: Tensor,
+    content_stats: Sequence[Stats | None],
+    style_stats: Sequence[Stats],
+    alpha: float = 1.0,
+    share: Tensor | None = None,
+) -> Tensor:
+    """The AdaIN transfer of (part of) a feature map, given the statistics it is made with.
+
+    Every stylisation in this package ends here, whole maps and strips alike: the statistics
+    come from the whole image, so a strip is transferred exactly as in a whole-map run.
+
+    Args:
+        feats: ``(B, C, h, w)`` relu4_1 content features ``f(c)`` (all of them, or a strip).
+        content_stats: ``(mean, std)`` ``(B, C, 1, 1)`` of the content, one per region
+            (``None`` for a region no mask covers anywhere); one entry without ``share``.
+        style_stats: ``(mean, std)`` ``(B or 1, C, 1, 1)`` per region, or one (a mixture of
+            several styles is mixed beforehand: AdaIN is affine in the style statistics).
+        alpha: content-style trade-off, ``t = alpha * AdaIN(...) + (1 - alpha) * f(c)``
+            (paper eq. 14).
+        share: ``(B or 1, K, h, w)`` share of each region at each position (see
+            :func:`region_shares`); positions with shares summing below 1 keep that much of
+            the content features.
+
+    Returns:
+        ``(B, C, h, w)`` target features ``t``.
+    """
+    if share is None:
+        assert content_stats[0] is not None and len(style_stats) == 1
+        target = _renormalize(feats, content_stats[0], style_stats[0])
+    else:
+        target = feats * (1.0 - share.sum(dim=1, keepdim=True))
+        for k, (content, style) in enumerate(zip(content_stats, style_stats, strict=True)):
+            if content is not None:
+                target = target + share[:, k : k + 1] * _renormalize(feats, content, style)
+    if alpha == 1.0:
+        return target
+    return alpha * target + (1.0 - alpha) * feats
+
+
+def region_shares(masks: Tensor) -> Tensor:
+    """Soft masks ``(B, K, h, w)`` -> each region's share of every position.
+
+    Where masks overlap, a position is shared in proportion to them; where they sum below 1,
+    the rest keeps the content (shares sum to at most 1).
+    """
+    return masks / masks.sum(dim=1, keepdim=True).clamp_min(1.0)
+
+
+def pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
+    """Reflect-pad bottom and right so H and W are multiples of ``multiple``."""
+    pad_h = -x.shape[2] % multiple
+    pad_w = -x.shape[3] % multiple
+    if pad_h == 0 and pad_w == 0:
+        return x
+    return F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
+
+
+def masks_to_cells(
+    masks: Tensor, image_size: Sequence[int], cells: Sequence[int], multiple: int
+) -> Tensor:
+    """Masks ``(B, K, H', W')`` at any resolution -> the content's size -> padded as the content
+    is (:func:`pad_to_multiple`) -> one value per feature cell ``(B, K, *cells)``.
+
+    Area averaging keeps soft borders soft: a cell takes the mean of its ``multiple`` x
+    ``multiple`` pixels (the Lua release's exact-equality tests on nearest-resized masks drop
+    pixels instead).
+    """
+    masks = masks.float()
+    if tuple(masks.shape[2:]) != tuple(image_size):
+        masks = F.interpolate(masks, size=tuple(image_size), mode="bilinear", align_corners=False)
+    return F.adaptive_avg_pool2d(pad_to_multiple(masks, multiple), tuple(cells))
 
 
 def gram_matrix(feats: Tensor, normalize: bool = False) -> Tensor:

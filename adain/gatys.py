@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from adain.encoder import CAFFE_BGR_MEAN, VGG19Encoder
+from adain.architecture import CAFFE_BGR_MEAN
+from adain.encoder import VGG19Encoder
 from adain.functional import gram_matrix
 from adain.losses import content_loss, gram_loss, gram_mse_loss, total_variation_loss
 from adain.model import AdaIN

@@ -1,26 +1,34 @@
-"""The AdaIN model: frozen VGG-19 encoder + adaptive instance normalisation + trained decoder."""
+"""The AdaIN model: frozen VGG-19 encoder + adaptive instance normalisation + trained decoder.
+
+:class:`AdaIN` holds the weights and is the one path to the pixels: every entry point (the task
+API, the command line, batches, sheets, comparisons) calls it, and it hands its layers to
+:mod:`adain.engine`, which picks how to run them for the device and the image size.
+"""
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
-import torch.nn.functional as F
-from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
+import torch
+from huggingface_hub import PyTorchModelHubMixin
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
+from adain.architecture import CONTENT_LAYER, DOWNSAMPLING
 from adain.decoder import Decoder
-from adain.encoder import CONTENT_LAYER, VGG19Encoder
+from adain.encoder import VGG19Encoder
+from adain.engine import strips
+from adain.engine.plan import StripPlan, parse_memory, plan_for_device, whole_plan
+from adain.engine.runner import EngineOptions, Runner
 from adain.functional import (
     EPS,
-    adaptive_instance_norm,
-    calc_mean_std,
     coral,
-    masked_mean_std,
+    masks_to_cells,
+    region_shares,
     transfer_luminance,
 )
 from adain.style import StyleStats
@@ -49,8 +57,6 @@ image = stylize("content.jpg", "style.jpg", model=model, alpha=0.8)
 Command line: `adain stylize content.jpg --style style.jpg -o out.png --model path/or/org-name`.
 """
 WEIGHTS_NAME = "model.safetensors"
-# Three 2x poolings between the input and relu4_1: sizes are padded to a multiple of this.
-DOWNSAMPLING = 8
 # Below this, relu4_1 has too few positions for a meaningful (or defined) variance.
 MIN_SIDE = 16
 
@@ -58,7 +64,8 @@ PreserveColor = Literal["coral", "luminance"]
 StyleInput = Tensor | StyleStats
 
 
-def _check_image(image: object, name: str) -> Tensor:
+def check_image(image: object, name: str) -> Tensor:
+    """Validate an image tensor: float ``(B, 3, H, W)``, both sides >= :data:`MIN_SIDE`."""
     if not isinstance(image, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor (B, 3, H, W) in [0, 1], got {type(image)}")
     if image.dim() != 4 or image.shape[1] != 3 or not image.is_floating_point():
@@ -92,50 +99,11 @@ def check_masks(masks: Tensor, num_styles: int) -> None:
         raise ValueError("masks must be non-negative (0 = not this style, 1 = this style)")
 
 
-def _pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
-    """Reflect-pad bottom and right so H and W are multiples of ``multiple``."""
-    pad_h = -x.shape[2] % multiple
-    pad_w = -x.shape[3] % multiple
-    if pad_h == 0 and pad_w == 0:
-        return x
-    return F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
-
-
-def resolve_styles(
-    styles: Sequence[StyleInput],
-    content: Tensor,
-    preserve_color: PreserveColor | None,
-    stats_of: Callable[[Tensor], StyleStats],
-) -> list[StyleStats]:
-    """Style images or statistics -> statistics, recolouring images first for ``"coral"``.
-
-    Args:
-        styles: style images ``(B or 1, 3, h, w)`` in [0, 1] and/or :class:`StyleStats`.
-        content: ``(B, 3, H, W)`` content, whose colours ``"coral"`` copies into each style.
-        preserve_color: ``None``, ``"coral"`` or ``"luminance"`` (validated here).
-        stats_of: encodes one style image into its statistics (e.g. :meth:`AdaIN.style_stats`).
-    """
-    if not styles:
-        raise ValueError("give at least one style")
+def _check_preserve_color(preserve_color: object) -> None:
     if preserve_color not in (None, "coral", "luminance"):
         raise ValueError(
             f"preserve_color must be 'coral', 'luminance' or None, got {preserve_color!r}"
         )
-    stats = []
-    for style in styles:
-        if isinstance(style, StyleStats):
-            if preserve_color == "coral":
-                raise ValueError(
-                    "preserve_color='coral' recolours the style image: pass images, not "
-                    "StyleStats (or use preserve_color='luminance')"
-                )
-            stats.append(style)
-            continue
-        style = _check_image(style, "style")
-        if preserve_color == "coral":
-            style = coral(style.expand(content.shape[0], -1, -1, -1), content)
-        stats.append(stats_of(style))
-    return stats
 
 
 class AdaIN(
@@ -176,6 +144,8 @@ class AdaIN(
         self.encoder = VGG19Encoder(depth=encoder_depth, base_channels=base_channels)
         self.decoder = Decoder(base_channels=base_channels)
         self.eps = eps
+        # How calls run (memory budget, strip height, precision); per call: ``engine=``.
+        self.engine = EngineOptions()
 
     # Loading -------------------------------------------------------------------------------
 
@@ -204,21 +174,21 @@ class AdaIN(
                     "save_pretrained() or `adain convert`"
                 )
         else:
-            weights_file = hf_hub_download(
-                repo_id=model_id,
-                filename=WEIGHTS_NAME,
-                revision=revision,
+            from adain.weights.hub import download_weights
+
+            weights_file = download_weights(
+                model_id,
+                revision,
                 cache_dir=cache_dir,
                 force_download=force_download,
                 token=token,
                 local_files_only=local_files_only,
             )
-            from adain.weights.hub import verify_download
-
-            verify_download(weights_file)  # the client checks sizes only; this checks content
         state_dict = load_file(weights_file, device=str(map_location))
         model.load_checked(state_dict, source=weights_file, strict=strict)
-        return model.eval()
+        # Loaded for inference: nothing requires gradients, so calls run on the engine. To
+        # fine-tune, call model.decoder.requires_grad_(True).
+        return model.eval().requires_grad_(False)
 
     def load_checked(
         self, state_dict: Mapping[str, Tensor], source: str | Path, strict: bool = True
@@ -250,25 +220,83 @@ class AdaIN(
         encoder_depth: str = "relu5_1",
     ) -> AdaIN:
         """Build a model from the released ``vgg_normalised`` and decoder files (.pth or .t7)."""
-        from adain.weights.convert import load_original
+        from adain.weights.convert import load_original_state
 
-        return load_original(vgg, decoder, encoder_depth=encoder_depth)
+        state, config = load_original_state(vgg, decoder, encoder_depth=encoder_depth)
+        model = cls(**config)
+        model.load_checked(state, source=f"{vgg} + {decoder}")
+        return model.eval()
 
-    # Parts ---------------------------------------------------------------------------------
+    # Running --------------------------------------------------------------------------------
 
-    def encode(self, image: Tensor, layers: Sequence[str] = (CONTENT_LAYER,)) -> dict[str, Tensor]:
-        """VGG features ``{layer: (B, C, h, w)}`` of a ``(B, 3, H, W)`` image in [0, 1]."""
-        return self.encoder(image, layers)
+    def _differentiable(self, *inputs: Tensor) -> bool:
+        """Whether autograd records this call: then it walks whole maps with the module's own
+        weights (training, optimisation through the model); otherwise the engine runs it."""
+        if not torch.is_grad_enabled():
+            return False
+        return any(t.requires_grad for t in inputs) or any(
+            p.requires_grad for p in self.parameters()
+        )
 
-    def decode(self, feats: Tensor) -> Tensor:
+    def _runner(self, options: EngineOptions, differentiable: bool) -> Runner:
+        return Runner(
+            self.encoder,
+            self.decoder,
+            self.eps,
+            device=None if differentiable else options.device,
+            precision=options.precision,
+            compile=options.compile,
+            differentiable=differentiable,
+        )
+
+    def _plan(self, runner: Runner, shape: Sequence[int], options: EngineOptions) -> StripPlan:
+        batch, _, height, width = shape
+        if runner.differentiable:
+            return whole_plan(height, width)
+        budget = None if options.max_memory is None else parse_memory(options.max_memory)
+        return plan_for_device(
+            runner.device, batch, height, width, runner.base_channels, budget, options.tile
+        )
+
+    # Parts ----------------------------------------------------------------------------------
+
+    def encode(
+        self,
+        image: Tensor,
+        layers: Sequence[str] = (CONTENT_LAYER,),
+        *,
+        engine: EngineOptions | None = None,
+    ) -> dict[str, Tensor]:
+        """VGG features ``{layer: (B, C, h, w)}`` of a ``(B, 3, H, W)`` image in [0, 1].
+
+        relu4_1 alone runs on the engine (strips on the CPU); other layers, or a call autograd
+        records, walk the encoder whole.
+        """
+        if tuple(layers) != (CONTENT_LAYER,) or self._differentiable(image):
+            return self.encoder(image, layers)
+        options = engine or self.engine
+        runner = self._runner(options, differentiable=False)
+        plan = self._plan(runner, image.shape, options)
+        return {CONTENT_LAYER: strips.encode(runner, image, plan)}
+
+    def decode(self, feats: Tensor, *, engine: EngineOptions | None = None) -> Tensor:
         """Image ``(B, 3, 8h, 8w)`` (unclamped) from relu4_1 features ``(B, C, h, w)``."""
-        return self.decoder(feats)
+        if self._differentiable(feats):
+            return self.decoder(feats)
+        options = engine or self.engine
+        runner = self._runner(options, differentiable=False)
+        batch, _, height, width = feats.shape
+        shape = (batch, 3, height * DOWNSAMPLING, width * DOWNSAMPLING)
+        return strips.decode(runner, feats, self._plan(runner, shape, options))
 
-    def style_stats(self, style: Tensor) -> StyleStats:
-        """Encode a style image ``(B, 3, H, W)`` into its reusable relu4_1 statistics."""
-        _check_image(style, "style")
-        feats = self.encoder(style, (CONTENT_LAYER,))[CONTENT_LAYER]
-        return StyleStats(*calc_mean_std(feats, self.eps), layer=CONTENT_LAYER)
+    def style_stats(self, style: Tensor, *, engine: EngineOptions | None = None) -> StyleStats:
+        """Encode a style image ``(B, 3, H, W)`` into its reusable relu4_1 statistics, in
+        bounded memory at any size (the same numbers as a whole-image encoding)."""
+        check_image(style, "style")
+        options = engine or self.engine
+        runner = self._runner(options, self._differentiable(style))
+        mean, std = strips.style_stats(runner, style, self._plan(runner, style.shape, options))
+        return StyleStats(mean, std, layer=CONTENT_LAYER)
 
     def transfer(
         self,
@@ -293,43 +321,40 @@ class AdaIN(
             ``(B, C, h, w)`` target features ``t``.
         """
         alpha = check_alpha(alpha)
+        share = None if masks is None else region_shares(masks.to(content_feats))
+        stats = self._style_tensors(
+            styles, weights, masks, content_feats.device, content_feats.dtype
+        )
+        return strips.transfer(content_feats, stats, alpha, share, self.eps)
+
+    def _style_tensors(
+        self,
+        styles: Sequence[StyleStats],
+        weights: Sequence[float] | None,
+        masks: Tensor | None,
+        device: torch.device,
+        dtype: torch.dtype,
+    ) -> list[tuple[Tensor, Tensor]]:
+        """Styles -> ``(mean, std)`` on ``device``: one per region with ``masks``, else one
+        mixture (``weights``, equal by default)."""
+        if not styles:
+            raise ValueError("give at least one style")
+        channels = 8 * self.encoder.conv1_1.out_channels
         for stats in styles:
-            if stats.channels != content_feats.shape[1]:
+            if stats.channels != channels:
                 raise ValueError(
                     f"style statistics have {stats.channels} channels, this model's encoder "
-                    f"{content_feats.shape[1]}: encode the style with the same model"
+                    f"{channels}: encode the style with the same model"
                 )
-        styles = [s.to(content_feats.device, content_feats.dtype) for s in styles]
         if masks is not None:
             if weights is not None:
                 raise ValueError("give either weights (interpolation) or masks (regions), not both")
-            target = self._masked_transfer(content_feats, styles, masks)
-        else:
-            if len(styles) > 1 and weights is None:
-                weights = [1.0] * len(styles)
-            mixed = StyleStats.mix(styles, weights) if weights is not None else styles[0]
-            target = adaptive_instance_norm(content_feats, mixed.mean, mixed.std, self.eps)
-        if alpha == 1.0:
-            return target
-        return alpha * target + (1.0 - alpha) * content_feats
+            check_masks(masks, len(styles))
+        elif len(styles) > 1 or weights is not None:
+            styles = [StyleStats.mix(styles, weights or [1.0] * len(styles))]
+        return [(s.mean.to(device, dtype), s.std.to(device, dtype)) for s in styles]
 
-    def _masked_transfer(
-        self, content_feats: Tensor, styles: Sequence[StyleStats], masks: Tensor
-    ) -> Tensor:
-        check_masks(masks, len(styles))
-        masks = masks.to(content_feats)
-        total = masks.sum(dim=1, keepdim=True)  # (B, 1, h, w)
-        share = masks / total.clamp_min(1.0)  # shares sum to <= 1 at every position
-        target = content_feats * (1.0 - share.sum(dim=1, keepdim=True))
-        for k, stats in enumerate(styles):
-            region = share[:, k : k + 1]
-            if not region.any():
-                continue
-            mean, std = masked_mean_std(content_feats, region, self.eps)
-            target = target + region * ((content_feats - mean) / std * stats.std + stats.mean)
-        return target
-
-    # Whole pipeline ------------------------------------------------------------------------
+    # Whole pipeline -------------------------------------------------------------------------
 
     def forward(
         self,
@@ -340,11 +365,13 @@ class AdaIN(
         weights: Sequence[float] | None = None,
         masks: Tensor | None = None,
         preserve_color: PreserveColor | None = None,
+        engine: EngineOptions | None = None,
     ) -> Tensor:
         """Stylise ``content`` with one or several styles.
 
         Args:
-            content: ``(B, 3, H, W)`` RGB in [0, 1], any ``H, W >= 16``.
+            content: ``(B, 3, H, W)`` RGB in [0, 1], any ``H, W >= 16``; on the model's device
+                or, for images larger than the device holds, on the CPU (strips move over).
             style: a style image ``(B or 1, 3, h, w)`` in [0, 1], its :class:`StyleStats`, or a
                 sequence of those for interpolation (``weights``) or spatial control (``masks``).
             alpha: content-style trade-off, any finite value >= 0 (paper eq. 14).
@@ -353,39 +380,59 @@ class AdaIN(
                 the content. Positions no mask covers keep the content.
             preserve_color: ``"coral"`` matches each style image's colour mean and covariance to
                 the content before stylising; ``"luminance"`` keeps the content's chroma after.
+            engine: how to run this call (memory budget, strip height, precision); default
+                :attr:`engine`.
 
         Returns:
             ``(B, 3, H, W)`` stylised image, not clamped to [0, 1].
         """
-        _check_image(content, "content")
-        styles = list(style) if isinstance(style, list | tuple) else [style]
-        stats = resolve_styles(styles, content, preserve_color, self.style_stats)
-
-        height, width = content.shape[2:]
-        padded = _pad_to_multiple(content, DOWNSAMPLING)
-        content_feats = self.encoder(padded, (CONTENT_LAYER,))[CONTENT_LAYER]
-        if masks is not None:
-            masks = self._resize_masks(masks, (height, width), content_feats.shape[2:])
-        target = self.transfer(content_feats, stats, alpha, weights, masks)
-        out = self.decoder(target)[:, :, :height, :width]
+        check_image(content, "content")
+        alpha = check_alpha(alpha)
+        options = engine or self.engine
+        runner = self._runner(options, self._differentiable(content))
+        with runner.session():  # one allocator scope for the styles and the content
+            styles = self._resolve_styles(style, content, preserve_color, options)
+            stats = self._style_tensors(styles, weights, masks, runner.device, torch.float32)
+            share = None
+            if masks is not None:
+                cells = [math.ceil(side / DOWNSAMPLING) for side in content.shape[2:]]
+                masks = masks_to_cells(
+                    masks.to(content.device), content.shape[2:], cells, DOWNSAMPLING
+                )
+                share = region_shares(masks)
+            plan = self._plan(runner, content.shape, options)
+            out = strips.run(runner, content, stats, alpha, share, plan)
         if preserve_color == "luminance":
             out = transfer_luminance(out, content)
         return out
 
-    @staticmethod
-    def _resize_masks(masks: Tensor, image_size: Sequence[int], feat_size: Sequence[int]) -> Tensor:
-        """Masks at any resolution -> content size -> padded like the content -> feature size."""
-        if masks.dim() != 4:
-            raise ValueError(f"masks must be (B, K, H, W), got {tuple(masks.shape)}")
-        masks = masks.float()
-        if tuple(masks.shape[2:]) != tuple(image_size):
-            masks = F.interpolate(
-                masks, size=tuple(image_size), mode="bilinear", align_corners=False
-            )
-        masks = _pad_to_multiple(masks, DOWNSAMPLING)
-        # Area averaging keeps soft borders soft: a feature cell takes the mean of its 8x8 pixels
-        # (exact-equality tests on nearest-resized masks drop pixels, as in the Lua release).
-        return F.adaptive_avg_pool2d(masks, tuple(feat_size))
+    def _resolve_styles(
+        self,
+        style: StyleInput | Sequence[StyleInput],
+        content: Tensor,
+        preserve_color: PreserveColor | None,
+        options: EngineOptions,
+    ) -> list[StyleStats]:
+        """Style images or statistics -> statistics, recolouring images first for ``"coral"``."""
+        _check_preserve_color(preserve_color)
+        styles = list(style) if isinstance(style, list | tuple) else [style]
+        if not styles:
+            raise ValueError("give at least one style")
+        stats = []
+        for item in styles:
+            if isinstance(item, StyleStats):
+                if preserve_color == "coral":
+                    raise ValueError(
+                        "preserve_color='coral' recolours the style image: pass images, not "
+                        "StyleStats (or use preserve_color='luminance')"
+                    )
+                stats.append(item)
+                continue
+            image = check_image(item, "style")
+            if preserve_color == "coral":
+                image = coral(image.expand(content.shape[0], -1, -1, -1), content)
+            stats.append(self.style_stats(image, engine=options))
+        return stats
 
     def num_parameters(self) -> dict[str, int]:
         """Parameter counts of the encoder and the decoder."""

@@ -16,9 +16,9 @@ from adain.style import is_style_preset
 DEFAULT_ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5)
 _BACKGROUND = (255, 255, 255)
 _INK = (40, 40, 40)
-_PRESET_TILE = (200, 200, 200)
+_PRESET_CELL = (200, 200, 200)
 
-Tile = tuple[Image.Image | None, str]
+Cell = tuple[Image.Image | None, str]
 
 
 def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
@@ -36,13 +36,15 @@ def _fit_label(draw: ImageDraw.ImageDraw, text: str, font: Any, width: int) -> s
     return text + "..."
 
 
-def contact_sheet(rows: Sequence[Sequence[Tile]], tile: int = 192, gap: int = 8) -> Image.Image:
-    """Lay out labelled images in rows: each fits a ``tile`` x ``tile`` box, its label below.
+def contact_sheet(
+    rows: Sequence[Sequence[Cell]], cell_size: int = 192, gap: int = 8
+) -> Image.Image:
+    """Lay out labelled images in rows, each fitted into a ``cell_size`` px square above its label.
 
     Args:
         rows: rows of ``(image, label)``; ``None`` draws a grey box (e.g. a style preset, which
             has no pixels to show).
-        tile: box size in px.
+        cell_size: box size in px.
         gap: space between boxes in px.
 
     Returns:
@@ -50,28 +52,32 @@ def contact_sheet(rows: Sequence[Sequence[Tile]], tile: int = 192, gap: int = 8)
     """
     if not rows or not any(rows):
         raise ValueError("a contact sheet needs at least one image")
-    font_size = max(10, tile // 14)
+    font_size = max(10, cell_size // 14)
     label_height = font_size + 6
     columns = max(len(row) for row in rows)
-    width = gap + columns * (tile + gap)
-    height = gap + len(rows) * (tile + label_height + gap)
+    width = gap + columns * (cell_size + gap)
+    height = gap + len(rows) * (cell_size + label_height + gap)
     sheet = Image.new("RGB", (width, height), _BACKGROUND)
     draw = ImageDraw.Draw(sheet)
     font = _font(font_size)
     for r, row in enumerate(rows):
-        top = gap + r * (tile + label_height + gap)
+        top = gap + r * (cell_size + label_height + gap)
         for c, (image, label) in enumerate(row):
-            left = gap + c * (tile + gap)
+            left = gap + c * (cell_size + gap)
             if image is None:
-                draw.rectangle((left, top, left + tile - 1, top + tile - 1), fill=_PRESET_TILE)
+                box = (left, top, left + cell_size - 1, top + cell_size - 1)
+                draw.rectangle(box, fill=_PRESET_CELL)
             else:
                 thumb = image.convert("RGB")
-                thumb.thumbnail((tile, tile), Image.Resampling.LANCZOS)
-                offset = (left + (tile - thumb.width) // 2, top + (tile - thumb.height) // 2)
+                thumb.thumbnail((cell_size, cell_size), Image.Resampling.LANCZOS)
+                offset = (
+                    left + (cell_size - thumb.width) // 2,
+                    top + (cell_size - thumb.height) // 2,
+                )
                 sheet.paste(thumb, offset)
-            text = _fit_label(draw, label, font, tile)
-            text_left = left + (tile - draw.textlength(text, font=font)) / 2
-            draw.text((text_left, top + tile + 3), text, fill=_INK, font=font)
+            text = _fit_label(draw, label, font, cell_size)
+            text_left = left + (cell_size - draw.textlength(text, font=font)) / 2
+            draw.text((text_left, top + cell_size + 3), text, fill=_INK, font=font)
     return sheet
 
 
@@ -86,12 +92,12 @@ class SweepConfig:
     preserve_color: Literal["coral", "luminance"] | None = None
     content_size: int | None = None
     style_size: int | None = None
-    max_size: int | None = 512  # every tile is a full stylisation: keep the sweep quick
+    max_size: int | None = 512  # every cell is a full stylisation: keep the sweep quick
     max_pixels: int | None = DEFAULT_MAX_PIXELS
     model: str | None = None
     revision: str | None = None
     device: str = "auto"
-    tile: int = 192
+    cell_size: int = 192  # px, the box each picture of the sheet fits in
 
 
 def _mix_weights(steps: int) -> list[tuple[float, float]]:
@@ -119,7 +125,7 @@ def sweep_sheet(config: SweepConfig) -> Image.Image:
     device = get_device(config.device)
     net = load_model(config.model, revision=config.revision).to(device).eval()
     names = [Path(s).stem for s in config.styles]
-    header: list[Tile] = [(content, "content")]
+    header: list[Cell] = [(content, "content")]
     styles: list[Any] = []
     for path, name in zip(config.styles, names, strict=True):
         if is_style_preset(path):
@@ -149,7 +155,7 @@ def sweep_sheet(config: SweepConfig) -> Image.Image:
         assert isinstance(result, Image.Image)
         return result
 
-    rows: list[list[Tile]] = [header]
+    rows: list[list[Cell]] = [header]
     for style, name in zip(styles, names, strict=True):
         rows.append([(run([style], a, None), f"{name} alpha {a:g}") for a in config.alphas])
     for k in range(len(styles) - 1):
@@ -160,4 +166,4 @@ def sweep_sheet(config: SweepConfig) -> Image.Image:
                 for w in _mix_weights(config.steps)
             ]
         )
-    return contact_sheet(rows, tile=config.tile)
+    return contact_sheet(rows, cell_size=config.cell_size)

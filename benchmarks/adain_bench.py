@@ -14,9 +14,12 @@ Variants:
     baseline: the release's layout as plain index-keyed ``nn.Sequential`` modules, eager fp32,
         contiguous tensors, the default allocator, one image at a time, the style re-encoded
         every time (pytorch-AdaIN test.py).
-    adain: this package: tuned allocator, channels_last, the style encoded per image too, and
-        :func:`adain.engine.strips.stylize_tiled` with its automatic plan (one piece up to 2^19 px,
-        strips of rows above, both through :mod:`adain.engine.stream` on the CPU).
+    adain: what ``adain stylize`` runs: :func:`adain.stylize` on tensors, the style encoded per
+        image too. It calls the model, whose engine streams the image in strips of rows
+        (:mod:`adain.engine`) with the allocator setting scoped to the call.
+    call: ``AdaIN.__call__`` as a new user writes it: a model saved with ``save_pretrained``,
+        loaded with ``from_pretrained``, called as ``model(content, style)`` with no
+        ``no_grad`` and no tuning by the caller.
     *-batch: one style over N contents; the baseline loops, ``adain`` encodes the style once and
         runs the contents as one batch.
 """
@@ -24,11 +27,13 @@ Variants:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -140,33 +145,54 @@ def child(spec: dict) -> dict:
         def run() -> None:
             for i in range(batch):
                 baseline_stylize(enc, dec, content[i : i + 1], style)
-    else:
-        from adain.engine.runner import Runner, tune_allocator
-        from adain.engine.strips import image_stats, parse_memory, stylize_tiled
-        from adain.model import AdaIN
-
-        tune_allocator()
-        model = AdaIN(encoder_depth="relu4_1", base_channels=spec.get("width", WIDTH))
-        _he_init(list(model.modules()))
-        runner = Runner(model, "cpu", compile=spec.get("compile", False))
-        budget = parse_memory(spec["max_memory"]) if spec.get("max_memory") else None
+    elif variant == "call":
+        model = _saved_and_loaded(spec)
 
         def run() -> None:
-            stats = image_stats(runner, style)  # once per batch, once per image when batch is 1
-            stylize_tiled(runner, content, [stats], max_memory=budget)
+            model(content, style)  # what a user writes: no no_grad, no tuning, style re-encoded
+    else:
+        import adain
+        from adain.model import AdaIN
+
+        model = AdaIN(encoder_depth="relu4_1", base_channels=spec.get("width", WIDTH)).eval()
+        _he_init(list(model.modules()))
+        options = dict(max_memory=spec.get("max_memory"), device="cpu")
+
+        def run() -> None:
+            if batch == 1:  # the CLI's path: adain.stylize, the style encoded per image
+                adain.stylize(content, style, model=model, output="tensor", **options)
+            else:  # a batch folder: the style encoded once, the contents as one batch
+                stats = adain.encode_style(style, model, device="cpu")
+                adain.stylize(content, stats, model=model, output="tensor", **options)
 
     def timed() -> float:
         start = time.perf_counter()
         run()
         return time.perf_counter() - start
 
-    with torch.inference_mode():
-        # The first image of a process pays one-off costs (oneDNN primitive creation, fresh
-        # memory); it is reported apart from the steady-state times.
+    # The first image of a process pays one-off costs (oneDNN primitive creation, fresh
+    # memory); it is reported apart from the steady-state times. The baseline runs without
+    # autograd (in inference mode, as the rows measured before); adain.stylize() sets inference
+    # mode itself, and the AdaIN.__call__ row calls a loaded model as a user would, in no mode.
+    plain = variant.startswith("baseline")
+    context = torch.inference_mode() if plain else contextlib.nullcontext()
+    with context:
         first = [timed()] if spec.get("warmup") else []
         times = [timed() for _ in range(repeats)]
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
     return {**spec, "times": times, "first": first, "peak_rss": peak}
+
+
+def _saved_and_loaded(spec: dict):
+    """A random model written with save_pretrained and loaded back with from_pretrained, as a
+    user loads a published one."""
+    from adain.model import AdaIN
+
+    model = AdaIN(encoder_depth="relu4_1", base_channels=spec.get("width", WIDTH))
+    _he_init(list(model.modules()))
+    with tempfile.TemporaryDirectory() as folder:
+        model.save_pretrained(folder)
+        return AdaIN.from_pretrained(folder)
 
 
 def _run_child(spec: dict) -> dict:
@@ -207,7 +233,9 @@ def main(argv: list[str]) -> None:
     parser.add_argument(
         "--big-width", type=int, default=WIDTH, help="VGG width of the --big runs (64: real)"
     )
-    parser.add_argument("--compile", action="store_true", help="also time adain + torch.compile")
+    parser.add_argument(
+        "--big-variant", choices=("adain", "call"), default="call", help="what --big runs"
+    )
     parser.add_argument("--json", type=Path, default=Path("benchmark_adain.json"))
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -221,11 +249,11 @@ def main(argv: list[str]) -> None:
     # variants alternate, so the load from other users of a shared machine hits both alike.
     groups = []
     for size in args.sizes:
-        variants = ["baseline", "adain"] + (["adain-compile"] if args.compile else [])
+        variants = ["baseline", "adain", "call"]
         groups.append([(v, size, 1) for v in variants])
     if args.batch:
         groups.append([(v, args.batch_size, args.batch) for v in ("baseline-batch", "adain-batch")])
-    groups += [[("adain", size, 1)] for size in args.big]
+    groups += [[(args.big_variant, size, 1)] for size in args.big]
     big_width = {size: args.big_width for size in args.big}
 
     rows, baseline = [], {}
@@ -241,7 +269,7 @@ def main(argv: list[str]) -> None:
                     "variant": variant, "size": size, "batch": batch, "repeats": 1,
                     # A first (cold) image, timed apart, except for the single --big runs.
                     "warmup": size not in args.big,
-                    "compile": variant == "adain-compile", "max_memory": args.max_memory,
+                    "max_memory": args.max_memory,
                     "width": big_width.get(size, WIDTH) if batch == 1 else WIDTH,
                 }  # fmt: skip
                 result = _run_child(spec)

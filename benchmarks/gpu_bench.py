@@ -8,9 +8,10 @@ Variants, each with one 512 px style (random weights, He init):
     baseline: the release's layout as plain index-keyed ``nn.Sequential`` modules
         (:mod:`benchmarks.adain_bench`), eager fp32, one image at a time, the style re-encoded
         every time.
-    adain: :class:`adain.engine.runner.Runner` with ``--precision`` (bf16 autocast by default),
-        channels_last, optionally ``torch.compile``; the style encoded once, the contents run
-        as batches of ``--batch`` through :func:`adain.engine.strips.stylize_tiled` as whole images.
+    adain: the model itself, ``model(contents, stats, engine=EngineOptions(...))`` with
+        ``--precision`` (bf16 autocast by default), optionally ``torch.compile``; the style
+        encoded once, the contents run as batches of ``--batch`` (the engine runs a batch that
+        fits the GPU as whole maps).
 
 Each variant runs a warm-up (cuDNN autotuning, compilation) and then as many timed rounds as fit
 in ``--seconds`` (at least ``--rounds``), with the device synchronised around each; the figure
@@ -69,8 +70,7 @@ def measure(
     rounds: int = 3,
 ) -> dict:
     """The figures of one run, as :func:`main` prints and writes them."""
-    from adain.engine.runner import Runner
-    from adain.engine.strips import TilePlan, image_stats, stylize_tiled
+    from adain.engine.runner import EngineOptions
     from adain.model import AdaIN
 
     target = torch.device(device)
@@ -89,15 +89,12 @@ def measure(
 
     model = AdaIN(encoder_depth="relu4_1", base_channels=width)
     _he_init(list(model.modules()))
-    reference_model = AdaIN(encoder_depth="relu4_1", base_channels=width)
-    reference_model.load_state_dict(model.state_dict())
-    runner = Runner(model, target, precision=precision, compile=compile)  # type: ignore[arg-type]
-    cells = size // 8
-    whole = TilePlan(cells, cells, False, 0)  # a GPU holds a 512 px batch: no strips
+    model = model.to(target).eval().requires_grad_(False)
+    engine = EngineOptions(precision=precision, compile=compile)  # type: ignore[arg-type]
 
     def fast() -> None:
-        stats = image_stats(runner, style)  # once per batch
-        stylize_tiled(runner, content, [stats], plan=whole)
+        stats = model.style_stats(style, engine=engine)  # once per batch
+        model(content, stats, engine=engine)
 
     if target.type == "cuda":
         torch.cuda.reset_peak_memory_stats(target)
@@ -105,18 +102,18 @@ def measure(
         baseline_rate = _rate(baseline, 1, target, seconds, rounds)
         adain_rate = _rate(fast, batch, target, seconds, rounds)
         peak = torch.cuda.max_memory_allocated(target) if target.type == "cuda" else None
-        # Accuracy of the fast path against fp32 eager, on two of the contents.
-        reference_model = reference_model.to(target).eval()
-        expected = reference_model(content[:2], style)
-        stats = image_stats(runner, style)
-        actual = stylize_tiled(runner, content[:2], [stats], plan=whole)
+        actual = model(content[:2], style, engine=engine)
+    # Accuracy of the fast path against fp32 eager (the whole-map walk autograd takes), on two
+    # of the contents.
+    model.decoder.requires_grad_(True)
+    expected = model(content[:2], style).detach()
     error = (actual - expected).abs() / expected.abs().max()
     return {
         "device": torch.cuda.get_device_name(target) if target.type == "cuda" else "cpu",
         "size": size,
         "batch": batch,
         "precision": precision,
-        "compiled": runner.compiled,
+        "compiled": compile,
         "width": width,
         "baseline_images_per_s": baseline_rate,
         "adain_images_per_s": adain_rate,

@@ -20,7 +20,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from adain.decoder import DECODER_LAYERS, Decoder
+from adain.architecture import DECODER_LAYERS
+from adain.decoder import Decoder
 from train.config import TrainConfig
 from train.encoders import build_encoder
 from train.loop import train_step

@@ -223,10 +223,10 @@ def publish_original(
     overwrite: bool = False,
 ) -> PushResult:
     """Convert the original release files and publish them with their provenance."""
-    from adain.weights.convert import load_original
+    from adain.model import AdaIN
     from adain.weights.download import sha256_file
 
-    model = load_original(vgg, decoder)
+    model = AdaIN.from_original(vgg, decoder)
     rows = "\n".join(
         f"| `{Path(p).name}` | `{sha256_file(p)}` |" for p in (vgg, decoder)
     )  # fmt: skip

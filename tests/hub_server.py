@@ -3,7 +3,7 @@
 Stdlib only, bound to 127.0.0.1. Two origins: the Hub itself and a "CDN" on another port that
 serves LFS blobs (``*.safetensors``, ``*.pth``, ``*.bin``) through a 302, as the real Hub does.
 
-Implemented (see REFERENCE.md section 6):
+Implemented (what huggingface_hub 2.4's downloads and HfApi uploads call):
   HEAD/GET /[spaces/]{ns}/{name}/resolve/{rev}/{path}   X-Repo-Commit, ETag, Content-Length,
       Accept-Ranges/Range (206); LFS files answer 302 + X-Linked-Etag/X-Linked-Size; 404 with
       X-Error-Code RepoNotFound | RevisionNotFound | EntryNotFound

@@ -1,7 +1,7 @@
 """An independent re-statement of the released model layout, for conversion tests.
 
-Written from the release's description (REFERENCE.md section 1), not from adain's code: index-keyed
-``nn.Sequential`` encoder and decoder, and pytorch-AdaIN's test-time transfer.
+Written from pytorch-AdaIN's net.py and test.py (github.com/naoto0804/pytorch-AdaIN), not from
+adain's code: index-keyed ``nn.Sequential`` encoder and decoder, and the test-time transfer.
 """
 
 from __future__ import annotations

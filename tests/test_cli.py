@@ -265,7 +265,7 @@ def test_presets_replace_style_images(work):
     assert (pixels(work / "p.png") - pixels(work / "q.png")).abs().max() <= 1
 
 
-def test_interpolate_sheet_layout_and_tiles(work, tiny_model):
+def test_interpolate_sheet_layout_and_cells(work, tiny_model):
     result = invoke("interpolate", "c/a.png", "-s", "s/x.png", "-s", "s/y.png", "--alpha", 1,
                     "--steps", 2, "--cell-size", 48, "-o", "sheet.png",
                     *model_args(work))  # fmt: skip
@@ -274,15 +274,17 @@ def test_interpolate_sheet_layout_and_tiles(work, tiny_model):
     # Rows: header (3), alpha sweep x (1), alpha sweep y (1), mix x->y (2); labels 16 px.
     assert sheet.size == (8 + 3 * (48 + 8), 8 + 4 * (48 + 16 + 8))
     # Row 1, column 0 is x at alpha 1: the library's result, as a thumbnail in its box.
-    tile = adain.api.stylize(work / "c/a.png", work / "s/x.png", model=tiny_model)
-    tile.thumbnail((48, 48), Image.Resampling.LANCZOS)
-    left, top = 8, 8 + 72 + (48 - tile.height) // 2
-    box = sheet.crop((left, top, left + tile.width, top + tile.height))
-    assert np.array_equal(np.asarray(box), np.asarray(tile))
+    cell = adain.api.stylize(work / "c/a.png", work / "s/x.png", model=tiny_model)
+    cell.thumbnail((48, 48), Image.Resampling.LANCZOS)
+    left, top = 8, 8 + 72 + (48 - cell.height) // 2
+    box = sheet.crop((left, top, left + cell.width, top + cell.height))
+    assert np.array_equal(np.asarray(box), np.asarray(cell))
 
 
 def test_contact_sheet_labels_fit_and_presets_show_grey():
-    sheet = contact_sheet([[(None, "a very long label that cannot fit"), (None, "b")]], tile=40)
+    sheet = contact_sheet(
+        [[(None, "a very long label that cannot fit"), (None, "b")]], cell_size=40
+    )
     assert sheet.size == (8 + 2 * 48, 8 + 40 + 16 + 8)
     assert sheet.getpixel((10, 10)) == (200, 200, 200)
     with pytest.raises(ValueError, match="at least one image"):

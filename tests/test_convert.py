@@ -16,7 +16,9 @@ from adain.weights.convert import (
     DECODER_INDEX_TO_NAME,
     VGG_INDEX_TO_NAME,
     convert_state_dict,
+    load_original_state,
     read_original,
+    save_original,
 )
 
 
@@ -176,3 +178,28 @@ def test_shape_table_matches_the_model(depth):
 
     model = AdaIN(encoder_depth=depth, base_channels=8)
     assert _expected_shapes(depth, 8) == {k: v.shape for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("depth", ["relu4_1", "relu5_1"])
+def test_state_and_config_build_the_model(tmp_path, depth):
+    vgg_path, dec_path, _, _ = _save_original(tmp_path, width=8)
+    state, config = load_original_state(vgg_path, dec_path, encoder_depth=depth)
+    assert config == {"encoder_depth": depth, "base_channels": 8}
+    expected = AdaIN.from_original(vgg_path, dec_path, encoder_depth=depth).state_dict()
+    assert state.keys() == expected.keys()
+    assert all(torch.equal(state[k], expected[k]) for k in expected)
+    with pytest.raises(ValueError, match="encoder_depth must be one of"):
+        load_original_state(vgg_path, dec_path, encoder_depth="relu3_1")
+
+
+def test_save_original_writes_a_loadable_folder(tmp_path):
+    vgg_path, dec_path, vgg, dec = _save_original(tmp_path, width=8)
+    folder = save_original(vgg_path, dec_path, tmp_path / "converted", encoder_depth="relu4_1")
+    model = AdaIN.from_pretrained(str(folder))
+    assert "encoder.conv4_1.weight" in model.state_dict()
+    assert "encoder.conv5_1.weight" not in model.state_dict()  # config.json kept relu4_1
+    content, style = smooth_image(10, 32, 32), smooth_image(11, 32, 32)
+    with torch.no_grad():
+        _assert_close(model(content, style), style_transfer(vgg, dec, content, style), atol=1e-5)
+    with pytest.raises(ValueError, match="already exists"):
+        save_original(vgg_path, dec_path, folder)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from adain.encoder import LAYER_NAMES, VGG19Encoder
+from adain.architecture import LAYER_NAMES
+from adain.encoder import VGG19Encoder
 
 
 @pytest.fixture(scope="module")

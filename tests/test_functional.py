@@ -11,7 +11,6 @@ from adain.functional import (
     coral,
     gram_matrix,
     luminance,
-    masked_mean_std,
     transfer_luminance,
 )
 
@@ -46,24 +45,6 @@ def test_adain_output_carries_style_statistics():
     torch.testing.assert_close(mean, style_mean, atol=1e-5, rtol=0)
     # The content's eps makes the output std slightly below the style's: sigma_y * s / sqrt(s^2+eps)
     torch.testing.assert_close(std, style_std, atol=1e-5, rtol=1e-5)
-
-
-def test_masked_stats_with_binary_mask_equal_region_stats():
-    feats = _feats(2, (1, 4, 6, 8))
-    mask = torch.zeros(1, 1, 6, 8)
-    mask[..., :, :3] = 1
-    mean, std = masked_mean_std(feats, mask)
-    ref_mean, ref_std = calc_mean_std(feats[..., :, :3].contiguous())
-    torch.testing.assert_close(mean, ref_mean)
-    torch.testing.assert_close(std, ref_std)
-
-
-def test_masked_stats_with_uniform_mask_equal_global_stats():
-    feats = _feats(3)
-    mean, std = masked_mean_std(feats, torch.full((2, 1, 7, 9), 0.5))
-    ref_mean, ref_std = calc_mean_std(feats)
-    torch.testing.assert_close(mean, ref_mean)
-    torch.testing.assert_close(std, ref_std)
 
 
 def test_gram_matrix_of_ones_is_positions():

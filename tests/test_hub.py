@@ -270,7 +270,6 @@ def test_cli_push_checkpoint_and_publish_original(hub, tmp_path, tiny_model, tin
     from typer.testing import CliRunner
 
     from adain.cli import app as adain_app
-    from adain.weights.convert import load_original
     from hub.cli import app
 
     runner = CliRunner()
@@ -306,7 +305,7 @@ def test_cli_push_checkpoint_and_publish_original(hub, tmp_path, tiny_model, tin
     card = repo.commits[repo.tags["v1"]]["README.md"].decode()
     for data in files.values():
         assert hashlib.sha256(data).hexdigest() in card  # provenance: the source files' sha256
-    assert _same_weights(load_model("org/orig", revision="v1"), load_original(vgg, dec))
+    assert _same_weights(load_model("org/orig", revision="v1"), AdaIN.from_original(vgg, dec))
 
     result = runner.invoke(app, ["push", str(tmp_path / "nope"), "--repo-id", "org/x"])
     assert (
@@ -314,3 +313,89 @@ def test_cli_push_checkpoint_and_publish_original(hub, tmp_path, tiny_model, tin
     )
     result = runner.invoke(app, ["push", str(tiny_model_dir), "--repo-id", "no-slash"])
     assert result.exit_code == 2 and "expected ORG/NAME" in result.output
+
+
+def test_fallback_folder_is_what_save_pretrained_writes(hub, monkeypatch, tmp_path):
+    """The original-release fallback converts without building a model; the folder it writes
+    loads with from_pretrained and matches AdaIN.from_original + save_pretrained."""
+    from safetensors.torch import load_file
+
+    from adain.weights.download import original_model_dir
+
+    _serve_originals(hub, monkeypatch)
+    folder = original_model_dir()
+    assert {p.name for p in folder.iterdir()} == {
+        "model.safetensors", "config.json", "README.md", "provenance.json"
+    }  # fmt: skip
+    for name, data in _original_files()[0].items():
+        (tmp_path / name).write_bytes(data)
+    reference = AdaIN.from_original(tmp_path / "vgg_normalised.pth", tmp_path / "decoder.pth")
+    expected = _files(reference, tmp_path, "saved")
+    assert (folder / "config.json").read_bytes() == expected["config.json"]
+    converted, saved = load_file(folder / "model.safetensors"), reference.state_dict()
+    assert converted.keys() == saved.keys()
+    assert all(torch.equal(converted[k], saved[k]) for k in saved)
+    assert _same_weights(AdaIN.from_pretrained(str(folder)), reference)
+    card = (folder / "README.md").read_text(encoding="utf-8")
+    assert "library_name: adain" in card and "CC BY 4.0" in card
+
+
+def test_download_weights_checks_the_content(hub, tmp_path, tiny_model):
+    from safetensors.torch import load_file
+
+    from adain.weights.hub import download_weights
+
+    files = _files(tiny_model, tmp_path, "m")
+    hub.commit("org/tiny", files)
+    blob = hashlib.sha256(files["model.safetensors"]).hexdigest()
+    options = {"cache_dir": None, "force_download": False, "token": None}
+    hub.faults[blob] = "corrupt"
+    with pytest.raises(ValueError, match="corrupted download was removed"):
+        download_weights("org/tiny", None, local_files_only=False, **options)
+    del hub.faults[blob]
+    path = download_weights("org/tiny", None, local_files_only=False, **options)
+    assert Path(path).read_bytes() == files["model.safetensors"]
+    assert load_file(path).keys() == tiny_model.state_dict().keys()
+    hub.stop()
+    assert download_weights("org/tiny", None, local_files_only=True, **options) == path
+
+
+class _Saver:
+    """Not a model: save_model_dir needs only ``save_pretrained``."""
+
+    def __init__(self, fail: bool = False):
+        self.fail = fail
+
+    def save_pretrained(self, save_directory: str | Path) -> None:
+        (Path(save_directory) / "config.json").write_text("{}")
+        if self.fail:
+            raise RuntimeError("disk full")
+
+
+def test_save_model_dir_is_duck_typed_and_atomic(tmp_path):
+    from adain.weights.hub import save_model_dir
+
+    folder = save_model_dir(_Saver(), tmp_path / "out", model_card="# card\n")
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json"]
+    with pytest.raises(ValueError, match="already exists"):
+        save_model_dir(_Saver(), folder)
+    with pytest.raises(RuntimeError, match="disk full"):
+        save_model_dir(_Saver(fail=True), folder, overwrite=True)
+    assert (folder / "README.md").read_text() == "# card\n"  # the old folder is untouched
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no staging folder left behind
+
+
+@pytest.mark.parametrize("module", ["hub", "download", "convert", "info", "folder"])
+def test_weights_never_import_the_model(module):
+    """adain.weights sits below the model: a fresh import leaves adain.model (and, but for the
+    conversion, torch) out of sys.modules."""
+    above = ("model", "api", "engine", "cli", "batch", "sheet", "gatys", "compare", "encoder")
+    code = (
+        f"import sys, adain.weights.{module}; "
+        "print(' '.join(sorted(m for m in sys.modules if m == 'torch' "
+        f"or m.split('.')[:2] in [['adain', n] for n in {above + ('decoder',)!r}])))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    imported = out.stdout.split()
+    assert imported == (["torch"] if module == "convert" else []), imported

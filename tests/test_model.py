@@ -9,9 +9,17 @@ import torch
 from conftest import make_model, smooth_image
 from safetensors.torch import load_file, save_file
 
-from adain.functional import calc_mean_std, masked_mean_std
+from adain.functional import calc_mean_std
 from adain.model import AdaIN
 from adain.style import StyleStats
+
+
+def masked_mean_std(feats: torch.Tensor, weights: torch.Tensor, eps: float):
+    """Weighted mean and unbiased std over the positions a binary mask selects."""
+    count = weights.sum()
+    mean = (feats * weights).sum(dim=(2, 3), keepdim=True) / count
+    var = ((feats - mean) ** 2 * weights).sum(dim=(2, 3), keepdim=True) / (count - 1)
+    return mean, (var + eps).sqrt()
 
 
 @pytest.mark.parametrize(("height", "width"), [(67, 101), (16, 16), (64, 64), (31, 17)])

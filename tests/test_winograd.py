@@ -7,9 +7,8 @@ import torch
 import torch.nn.functional as F
 
 import adain.engine.winograd
-from adain.encoder import CONTENT_LAYER
+from adain.architecture import CONTENT_LAYER
 from adain.engine.runner import Runner
-from adain.engine.stream import decoder_stream, encoder_stream
 from adain.engine.winograd import F23Kernels, conv3x3_f23, winograd_pays
 from tests.conftest import make_model, smooth_image
 
@@ -62,16 +61,17 @@ def everywhere(monkeypatch):
 @pytest.mark.parametrize("step", [3, 1000])
 def test_streams_with_f23_match_the_direct_network(everywhere, channels_last, step):
     model = make_model(seed=5, depth="relu4_1")
-    runner = Runner(model, "cpu", channels_last=channels_last)
+    runner = Runner(model.encoder, model.decoder, model.eps, "cpu", channels_last=channels_last)
     # 40 px wide: even widths (F(2, 3)) down to 10 px at relu3_x, then 5 (direct) at relu4_1.
     image = smooth_image(4, 37, 40)
     with torch.inference_mode():
         whole = model.encoder(image, (CONTENT_LAYER,))[CONTENT_LAYER]
-        stream = encoder_stream(runner)
+        stream = runner.encoder_stream()
         assert any(getattr(stage, "f23", None) is not None for stage in stream.stages)
         starts = range(0, 37, step)
         outs = [stream.push(image[:, :, i : i + step], last=i + step >= 37) for i in starts]
         # Ten layers of float rounding: a looser bound than one layer's.
         _close(torch.cat([o for o in outs if o is not None], dim=2), whole, rtol=1e-4)
         feats = torch.randn(1, whole.shape[1], 6, 4)
-        _close(decoder_stream(runner).push(feats, last=True), model.decoder(feats), rtol=1e-4)
+        decoded = runner.decoder_stream().push(feats, last=True)
+        _close(decoded, model.decoder(feats), rtol=1e-4)

@@ -7,7 +7,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from adain.encoder import CONTENT_LAYER, VGG19Encoder
+from adain.architecture import CONTENT_LAYER
+from adain.encoder import VGG19Encoder
 
 ORIGINAL_SUFFIXES = (".pth", ".pt", ".t7")
 # torchvision's ImageNet normalisation (torchvision.models.VGG19_Weights.IMAGENET1K_V1.transforms).

@@ -23,8 +23,9 @@ import torch
 from torch import Tensor
 
 import adain
+from adain.architecture import CONTENT_LAYER, STYLE_LAYERS
 from adain.decoder import Decoder
-from adain.encoder import CONTENT_LAYER, STYLE_LAYERS, VGG19Encoder
+from adain.encoder import VGG19Encoder
 from adain.functional import adaptive_instance_norm, calc_mean_std
 from adain.losses import adain_content_loss, mean_std_loss
 from train.config import TrainConfig, to_toml

@@ -1,6 +1,6 @@
 """Where tiled stylisation keeps relu4_1 features between its passes: in memory or in a file.
 
-Pass one of :func:`adain.engine.strips.stylize_tiled` encodes the image strip by strip to gather
+Pass one of :func:`adain.engine.strips.run` encodes the image strip by strip to gather
 AdaIN's global statistics; keeping those features saves encoding the image a second time in pass
 two (a third of the work). At 8192x8192 they take 2 GiB in fp32, so above the memory budget they
 go to an anonymous temporary file instead: the kernel deletes it when it is closed or the process
@@ -20,7 +20,7 @@ from types import TracebackType
 import torch
 from torch import Tensor
 
-from adain.engine.runner import long_lived_allocations
+from adain.engine.heap import long_lived_allocations
 
 _FLOAT_BYTES = 4
 
@@ -57,6 +57,20 @@ class FeatureStore:
         else:
             with long_lived_allocations():
                 self._memory = torch.empty(shape, dtype=torch.float32, device=device)
+
+    @classmethod
+    def wrap(cls, feats: Tensor) -> FeatureStore:
+        """An in-memory store around existing features (nothing is copied)."""
+        store = cls.__new__(cls)
+        store.shape = tuple(feats.shape)  # type: ignore[assignment]
+        store._memory, store._file, store._directory = feats, None, tempfile.gettempdir()
+        return store
+
+    def take(self) -> Tensor:
+        """The whole in-memory map; the store no longer holds it."""
+        assert self._memory is not None, "only an in-memory store hands its map over"
+        memory, self._memory = self._memory, None
+        return memory
 
     def __enter__(self) -> FeatureStore:
         return self

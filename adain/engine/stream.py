@@ -19,21 +19,22 @@ buffer.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from adain.decoder import DECODER_LAYERS, Decoder
-from adain.encoder import CONTENT_LAYER, VGG19Encoder
+from adain.architecture import Step, StepKind
 from adain.engine.fused import (
     interleave_phases,
     memory_layout,
     upsample_conv_weight,
     upsample_phases,
 )
-from adain.engine.runner import Runner, precision_context
+from adain.engine.precision import Precision, precision_context
+from adain.engine.walk import Params
 from adain.engine.winograd import F23Kernels, conv3x3_f23, winograd_pays
 
 # A stage takes the next rows of its input (None: none this time) out of a one-item list, so
@@ -46,27 +47,45 @@ def _rows(x: Tensor | None) -> int:
     return 0 if x is None else x.shape[2]
 
 
+@dataclass(frozen=True)
+class StreamConv:
+    """A convolution's kernels in the forms its row stage runs: as given (direct 3x3), as the
+    four phase kernels of the fused upsampling step, or as Winograd F(2, 3) column kernels.
+    Built once per model and device (:class:`adain.engine.runner.Runner` caches them)."""
+
+    weight: Tensor
+    bias: Tensor | None
+    f23: F23Kernels | None
+
+    @classmethod
+    def prepare(cls, weight: Tensor, bias: Tensor | None, kind: StepKind) -> StreamConv:
+        if kind == "upconv":
+            layout = memory_layout(weight) if weight.dim() == 4 else torch.contiguous_format
+            return cls(upsample_conv_weight(weight).contiguous(memory_format=layout), bias, None)
+        # Wide CPU convolutions run as Winograd F(2, 3) (adain.engine.winograd), on even widths.
+        f23 = F23Kernels(weight, bias) if kind == "conv" and winograd_pays(weight) else None
+        return cls(weight, bias, f23)
+
+
+def prepare_convs(steps: Sequence[Step], params: Params) -> dict[str, StreamConv]:
+    """The :class:`StreamConv` of every convolution ``steps`` use."""
+    return {
+        step.param: StreamConv.prepare(*params[step.param], step.kind)
+        for step in steps
+        if step.param is not None and step.kind in ("conv", "upconv")
+    }
+
+
 class _RowConv:
     """A 3x3 convolution (``"reflect"``) or the fused upsample-then-convolve step
     (``"upsample"``, replicate-padded low-resolution input), one strip at a time."""
 
-    def __init__(self, weight: Tensor, bias: Tensor | None, kind: str):
+    def __init__(self, conv: StreamConv, kind: str):
         self.kind = kind
         # Apply the previous layer's ReLU while copying into the padded buffer (see _fuse_relu).
         self.rectify = False
         self.mirror = 2 if kind == "reflect" else 1  # which row a padding row copies
-        if kind == "upsample":
-            # Phase kernels once per stream, not once per strip.
-            self.weight = upsample_conv_weight(weight).contiguous(
-                memory_format=torch.channels_last
-                if weight.is_contiguous(memory_format=torch.channels_last)
-                else torch.contiguous_format
-            )
-        else:
-            self.weight = weight
-        self.bias = bias
-        # Wide CPU convolutions run as Winograd F(2, 3) (adain.engine.winograd), on even widths.
-        self.f23 = F23Kernels(weight, bias) if kind == "reflect" and winograd_pays(weight) else None
+        self.weight, self.bias, self.f23 = conv.weight, conv.bias, conv.f23
         self.carry: Tensor | None = None
         self.started = False
 
@@ -168,77 +187,65 @@ def _fuse_relu(stages: list[Stage]) -> list[Stage]:
     return fused
 
 
-def encoder_stages(encoder: VGG19Encoder) -> list[Stage]:
-    """Stages from the RGB image to relu4_1, as :meth:`VGG19Encoder.forward` with max pooling
-    (ReLU after the pool it commutes with)."""
-    if encoder.pooling != "max":
-        raise ValueError("row streaming supports the max-pooling encoder (AdaIN's)")
-    preprocess = encoder.preprocess
-
-    def pointwise(held: list[Tensor | None], last: bool) -> Tensor | None:
-        x = held.pop()
-        return None if x is None else F.conv2d(x, preprocess.weight, preprocess.bias)
-
-    stages: list[Stage] = [pointwise]
-    names = encoder.layer_names[: encoder.layer_names.index(CONTENT_LAYER) + 1]
-    for index, name in enumerate(names):
-        if name.startswith("conv"):
-            conv = getattr(encoder, name)
-            stages.append(_RowConv(conv.weight, conv.bias, "reflect"))
-        elif name.startswith("relu"):
-            if index + 1 < len(names) and names[index + 1].startswith("pool"):
-                continue  # rectified after the pool
-            stages.append(_relu)
+def stages(steps: Sequence[Step], params: Params, convs: Mapping[str, StreamConv]) -> list[Stage]:
+    """Row stages for ``steps`` (as :func:`adain.engine.walk.run_steps` runs them whole), each
+    ReLU that feeds a convolution folded into the convolution's buffer copy; ``convs`` from
+    :func:`prepare_convs`."""
+    built: list[Stage] = []
+    for step in steps:
+        if step.kind in ("conv", "upconv"):
+            assert step.param is not None
+            kind = "upsample" if step.kind == "upconv" else "reflect"
+            built.append(_RowConv(convs[step.param], kind))
+        elif step.kind == "pointwise":
+            assert step.param is not None
+            built.append(_pointwise(*params[step.param]))
+        elif step.kind == "relu":
+            built.append(_relu)
+        elif step.kind == "maxpool":
+            built.append(_RowMaxPool())
         else:
-            stages += [_RowMaxPool(), _relu]
-    return _fuse_relu(stages)
+            raise ValueError(f"row streaming has no {step.kind} step (AdaIN's encoder max-pools)")
+    return _fuse_relu(built)
 
 
-def decoder_stages(decoder: Decoder) -> list[Stage]:
-    """Stages from relu4_1 features to RGB, as :meth:`Decoder.forward`."""
-    stages: list[Stage] = []
-    upsampled = False
-    for name, _, _, upsample in DECODER_LAYERS:
-        conv = getattr(decoder, name)
-        stages.append(_RowConv(conv.weight, conv.bias, "upsample" if upsampled else "reflect"))
-        if name != DECODER_LAYERS[-1][0]:
-            stages.append(_relu)
-        upsampled = upsample
-    return _fuse_relu(stages)
+def _pointwise(weight: Tensor, bias: Tensor | None) -> Stage:
+    def run(held: list[Tensor | None], last: bool) -> Tensor | None:
+        x = held.pop()
+        return None if x is None else F.conv2d(x, weight, bias)
+
+    return run
 
 
 class RowStream:
-    """Feeds strips of rows through ``stages`` on a :class:`Runner`'s device, layout and
-    precision; :meth:`push` returns the output rows that are complete so far (fp32).
+    """Feeds strips of rows through ``stages`` on ``device`` in its layout and precision;
+    :meth:`push` returns the output rows that are complete so far (fp32).
 
     Rows come out in order; after the strip pushed with ``last=True`` all of them have.
     """
 
-    def __init__(self, runner: Runner, stages: Sequence[Stage]):
-        self.runner = runner
+    def __init__(
+        self,
+        stages: Sequence[Stage],
+        device: torch.device,
+        channels_last: bool = False,
+        precision: Precision = "fp32",
+    ):
         self.stages = list(stages)
+        self.device = device
+        self.channels_last = channels_last
+        self.precision = precision
         self.done = False
 
     def push(self, rows: Tensor, last: bool = False) -> Tensor | None:
         if self.done:
             raise RuntimeError("this stream has had its last rows")
         self.done = last
-        runner = self.runner
-        x: Tensor | None = rows.to(runner.device)
-        if runner.channels_last:
+        x: Tensor | None = rows.to(self.device)
+        if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode(), precision_context(runner.device, runner.precision):
+        with torch.inference_mode(), precision_context(self.device, self.precision):
             for stage in self.stages:
                 held, x = [x], None
                 x = stage(held, last)
         return None if x is None else x.float()
-
-
-def encoder_stream(runner: Runner) -> RowStream:
-    """A stream from RGB rows in [0, 1] to relu4_1 feature rows."""
-    return RowStream(runner, encoder_stages(runner.model.encoder))
-
-
-def decoder_stream(runner: Runner) -> RowStream:
-    """A stream from relu4_1 feature rows to (unclamped) RGB rows."""
-    return RowStream(runner, decoder_stages(runner.model.decoder))

@@ -1,21 +1,24 @@
-"""Original released checkpoints -> this package's AdaIN state dict.
+"""Original released checkpoints -> this package's AdaIN state dict and config.
 
 The AdaIN releases (xunhuang1995/AdaIN-style in Lua, naoto0804/pytorch-AdaIN) store the encoder
 ``vgg_normalised`` (53 modules) and the decoder (29 modules) as ``nn.Sequential`` state dicts keyed
-by module index. This module holds the only index -> name map of the project.
+by module index. This module holds the only index -> name map of the project. It never builds a
+model: :func:`load_original_state` returns the weights and the config, :func:`save_original` writes
+them as a ``save_pretrained`` folder, and ``AdaIN.from_original`` builds the model from them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import torch
 from torch import Tensor
 
-if TYPE_CHECKING:
-    from adain.model import AdaIN
+from adain.architecture import DECODER_LAYERS, DEPTHS, LAYER_NAMES, VGG19_BLOCKS
+from adain.functional import EPS
+from adain.weights.folder import save_state_dir
 
 # vgg_normalised.pth: index 0 is the 1x1 preprocessing convolution; each 3x3 conv is preceded by
 # its ReflectionPad2d; ReLUs and pools carry no weights. Indices 45, 48, 51 (conv5_2..conv5_4)
@@ -57,9 +60,6 @@ def _expected_shapes(encoder_depth: str, base_channels: int) -> dict[str, torch.
 
     Building a model (even on the meta device) would cost seconds per process for nothing.
     """
-    from adain.decoder import DECODER_LAYERS
-    from adain.encoder import LAYER_NAMES, VGG19_BLOCKS
-
     shapes = {"encoder.preprocess.weight": (3, 3, 1, 1), "encoder.preprocess.bias": (3,)}
     kept = LAYER_NAMES[: LAYER_NAMES.index(encoder_depth) + 1]
     in_channels = 3
@@ -119,6 +119,8 @@ def convert_state_dict(
     Raises:
         ValueError: naming the file and the key, for a missing key or a wrong shape.
     """
+    if encoder_depth not in DEPTHS:
+        raise ValueError(f"encoder_depth must be one of {DEPTHS}, got {encoder_depth!r}")
     vgg_map = dict(VGG_INDEX_TO_NAME)
     if encoder_depth == "relu4_1":
         vgg_map = {i: n for i, n in vgg_map.items() if n not in _DEEP_LAYERS}
@@ -193,17 +195,76 @@ def _read_t7(path: Path) -> dict[str, Tensor]:
     return state
 
 
-def load_original(vgg: str | Path, decoder: str | Path, encoder_depth: str = "relu5_1") -> AdaIN:
-    """Build an :class:`~adain.model.AdaIN` from the released encoder and decoder files."""
-    from adain.model import AdaIN
+def load_original_state(
+    vgg: str | Path, decoder: str | Path, encoder_depth: str = "relu5_1"
+) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """Read and convert the released encoder and decoder files (.pth or .t7).
 
+    Args:
+        vgg: the released ``vgg_normalised`` file.
+        decoder: the released decoder file.
+        encoder_depth: ``"relu4_1"`` or ``"relu5_1"``, the encoder layers to keep.
+
+    Returns:
+        The :class:`~adain.model.AdaIN` state dict, and the model's config kwargs
+        ``{"encoder_depth": ..., "base_channels": ...}`` (the width read from the file).
+
+    Raises:
+        ValueError: an unreadable file, a missing key or a wrong shape, naming the file.
+    """
     state = convert_state_dict(
         read_original(vgg),
         read_original(decoder),
         encoder_depth=encoder_depth,
         source=(str(vgg), str(decoder)),
     )
-    base_channels = state["encoder.conv1_1.weight"].shape[0]
-    model = AdaIN(encoder_depth=encoder_depth, base_channels=base_channels)
-    model.load_checked(state, source=f"{vgg} + {decoder}")
-    return model.eval()
+    base_channels = int(state["encoder.conv1_1.weight"].shape[0])
+    return state, {"encoder_depth": encoder_depth, "base_channels": base_channels}
+
+
+# README.md of a converted folder. Its metadata is the one AdaIN.save_pretrained writes.
+ORIGINAL_CARD = """---
+library_name: adain
+license: mit
+pipeline_tag: image-to-image
+tags:
+- adain
+- arbitrary-style-transfer
+- style-transfer
+---
+
+# AdaIN style transfer: the original release, converted
+
+The encoder (`vgg_normalised`) and decoder released with AdaIN (Huang & Belongie, ICCV 2017,
+https://arxiv.org/abs/1703.06868), converted from their original files by the adain library
+(`adain.weights.convert`). `config.json` holds the architecture, `model.safetensors` the weights.
+
+```python
+from adain import AdaIN
+
+model = AdaIN.from_pretrained("path/to/this/folder")
+```
+
+Licences: the VGG-19 weights are Simonyan & Zisserman's (CC BY 4.0), normalised by Gatys et al.
+and released with AdaIN-style (MIT); the decoder was trained by Huang & Belongie on MS-COCO and
+WikiArt images, which carry their own terms, and released with AdaIN-style (MIT); pytorch-AdaIN
+(MIT) converted both to PyTorch; the adain code is MIT.
+"""
+
+
+def save_original(
+    vgg: str | Path,
+    decoder: str | Path,
+    path: str | Path,
+    encoder_depth: str = "relu5_1",
+    overwrite: bool = False,
+) -> Path:
+    """Convert the released files into a ``save_pretrained`` folder, without building a model.
+
+    The folder holds what ``AdaIN.from_original(vgg, decoder, encoder_depth)`` followed by
+    ``save_pretrained`` gives: the same weights and ``config.json`` (with the default ``eps``),
+    and a short model card (:data:`ORIGINAL_CARD`). It is written atomically.
+    """
+    state, config = load_original_state(vgg, decoder, encoder_depth=encoder_depth)
+    config = config | {"eps": EPS}  # AdaIN's default, which config.json always records
+    return save_state_dir(state, config, path, model_card=ORIGINAL_CARD, overwrite=overwrite)

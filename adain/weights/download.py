@@ -1,7 +1,8 @@
 """Downloads and their integrity; the fallback to the original release files.
 
 :func:`verify_download` checks Hub cache files against their content ids;
-:func:`original_model_dir` downloads the release files once, checks, converts and caches them.
+:func:`original_model_dir` downloads the release files once, checks, converts and caches them
+(as a ``save_pretrained`` folder written from the converted state dict: no model is built).
 
 While the default Hub repository is not published, the default model is built from the
 pytorch-AdaIN v0.0.0 release assets. The URLs come from ``$ADAIN_ORIGINAL_URLS`` when set (tests
@@ -21,6 +22,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from adain.weights.folder import WEIGHTS_NAME
 
 ORIGINAL_URLS_ENV = "ADAIN_ORIGINAL_URLS"
 CACHE_ENV = "ADAIN_CACHE"
@@ -161,10 +164,9 @@ def original_model_dir() -> Path:
         ValueError: a sha256 mismatch, or a file that is not the expected state dict.
     """
     target = converted_dir()
-    if (target / "model.safetensors").is_file():
+    if (target / WEIGHTS_NAME).is_file():
         return target
-    from adain.weights.convert import load_original
-    from adain.weights.hub import save_model_dir
+    from adain.weights.convert import save_original  # torch: only when converting
 
     cache_root().mkdir(parents=True, exist_ok=True)
     # A private folder per call, so concurrent first runs never read each other's partial files.
@@ -174,8 +176,8 @@ def original_model_dir() -> Path:
         for name, (url, sha) in original_urls().items():
             provenance[name] = {"url": url, "sha256": download_file(url, downloads / name, sha)}
         # Structure check: the conversion refuses missing keys and wrong shapes, naming the file.
-        model = load_original(downloads / "vgg_normalised.pth", downloads / "decoder.pth")
-        save_model_dir(model, target, overwrite=True)
+        vgg, decoder = downloads / "vgg_normalised.pth", downloads / "decoder.pth"
+        save_original(vgg, decoder, target, overwrite=True)
         (target / "provenance.json").write_text(json.dumps(provenance, indent=2) + "\n")
     finally:
         shutil.rmtree(downloads, ignore_errors=True)  # the converted folder is all that is needed

@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
-from adain.weights.download import check_sha256, verify_download
-
-if TYPE_CHECKING:
-    from adain.model import AdaIN
+from adain.weights.download import (
+    cache_root,
+    check_sha256,
+    converted_dir,
+    original_model_dir,
+    verify_download,
+)
+from adain.weights.folder import CARD_NAME, WEIGHTS_NAME, write_folder
 
 # Not published yet: see README "Where the weights come from". hub/manifest.toml mirrors these.
 DEFAULT_REPO_ID = "adain-project/adain-vgg19"
@@ -29,7 +31,6 @@ DEFAULT_REVISION: str | None = None
 # sha256 of model.safetensors at DEFAULT_REVISION, checked after download once known.
 DEFAULT_SHA256: str | None = None
 MODEL_ENV = "ADAIN_MODEL"
-WEIGHTS_NAME = "model.safetensors"
 _REPO_ID = re.compile(r"^(?:(spaces|models)/)?([\w.-]+/[\w.-]+)$")
 
 
@@ -89,8 +90,6 @@ def fetch_model(model_id: str, revision: str | None = None) -> Path:
         return Path(weights).parent
     except RepositoryNotFoundError:
         if is_default:
-            from adain.weights.download import original_model_dir
-
             try:
                 return original_model_dir()
             except OSError as error:
@@ -110,11 +109,8 @@ def fetch_model(model_id: str, revision: str | None = None) -> Path:
             f"{model_id}: revision {revision!r} not found (no such branch, tag or commit)"
         ) from None
     except LocalEntryNotFoundError:
-        if is_default:
-            from adain.weights.download import converted_dir
-
-            if (converted_dir() / WEIGHTS_NAME).is_file():
-                return converted_dir()
+        if is_default and (converted_dir() / WEIGHTS_NAME).is_file():
+            return converted_dir()
         raise ValueError(offline_message(at)) from None
     except EntryNotFoundError:
         raise ValueError(
@@ -129,15 +125,14 @@ def fetch_original(repo_id: str, repo_type: str = "model", revision: str | None 
     The converted folder lives under ``$ADAIN_CACHE/hub``, keyed by the commit the files came
     from, so a moved branch converts again and a pinned commit never does.
     """
-    from adain.weights.convert import load_original
-    from adain.weights.download import cache_root
+    from adain.weights.convert import save_original  # torch: only when converting
 
     vgg = Path(_download(repo_id, "vgg_normalised.pth", repo_type, revision))
     decoder = Path(_download(repo_id, "decoder.pth", repo_type, revision))
     commit = vgg.parent.name  # the snapshot folder is named by the commit sha
     target = cache_root() / "hub" / f"{repo_type}s--{repo_id.replace('/', '--')}" / commit
     if not (target / WEIGHTS_NAME).is_file():
-        save_model_dir(load_original(vgg, decoder), target, overwrite=True)
+        save_original(vgg, decoder, target, overwrite=True)
     return target
 
 
@@ -157,11 +152,36 @@ def offline_message(model_id: str) -> str:
     return message
 
 
-def _download(repo_id: str, filename: str, repo_type: str, revision: str | None) -> str:
+def download_weights(
+    model_id: str,
+    revision: str | None,
+    *,
+    cache_dir: str | Path | None,
+    force_download: bool,
+    token: str | bool | None,
+    local_files_only: bool,
+) -> str:
+    """Download (or find in the cache) a Hub model's ``model.safetensors``, content-checked.
+
+    The arguments are those ``from_pretrained`` receives for a Hub id. The client checks sizes
+    only; :func:`~adain.weights.download.verify_download` checks the content hash too.
+
+    Returns:
+        The local path of the weights file.
+    """
+    return _download(
+        model_id, WEIGHTS_NAME, "model", revision, cache_dir=cache_dir,
+        force_download=force_download, token=token, local_files_only=local_files_only,
+    )  # fmt: skip
+
+
+def _download(
+    repo_id: str, filename: str, repo_type: str, revision: str | None, **options: Any
+) -> str:
     from huggingface_hub import hf_hub_download
 
     try:
-        path = hf_hub_download(repo_id, filename, repo_type=repo_type, revision=revision)
+        path = hf_hub_download(repo_id, filename, repo_type=repo_type, revision=revision, **options)
     except (OSError, ValueError):
         raise  # the client's own errors (HTTP, not found, offline, size mismatch)
     except Exception as error:  # transport errors left after the client's retries (httpx2)
@@ -172,12 +192,22 @@ def _download(repo_id: str, filename: str, repo_type: str, revision: str | None)
     return path
 
 
+class SavesPretrained(Protocol):
+    """Anything with the Hub mixin's ``save_pretrained`` (an ``AdaIN``)."""
+
+    def save_pretrained(self, save_directory: str | Path) -> object: ...
+
+
 def save_model_dir(
-    model: AdaIN, path: str | Path, overwrite: bool = False, model_card: str | None = None
+    model: SavesPretrained,
+    path: str | Path,
+    overwrite: bool = False,
+    model_card: str | None = None,
 ) -> Path:
     """``save_pretrained`` into a temporary sibling folder, then rename it into place.
 
-    A crash part-way leaves either the old folder or the new one, never a mix.
+    A crash part-way leaves either the old folder or the new one, never a mix
+    (:func:`~adain.weights.folder.write_folder`).
 
     Args:
         model: the model to write (model.safetensors, config.json, README.md).
@@ -185,27 +215,10 @@ def save_model_dir(
         overwrite: replace an existing folder.
         model_card: README.md text replacing the mixin's generated card.
     """
-    path = Path(path)
-    if path.exists() and (not path.is_dir() or any(path.iterdir())) and not overwrite:
-        raise ValueError(f"{path} already exists: choose another folder or pass --overwrite")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    old = None
-    try:
+
+    def fill(staging: Path) -> None:
         model.save_pretrained(staging)
         if model_card is not None:
-            (staging / "README.md").write_text(model_card, encoding="utf-8")
-        if path.exists():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
-            path.rename(old)
-        staging.rename(path)
-    except BaseException:
-        if old is not None and not path.exists():
-            old.rename(path)
-        raise
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
-        if old is not None and old.exists():
-            shutil.rmtree(old) if old.is_dir() else old.unlink()
-    return path
+            (staging / CARD_NAME).write_text(model_card, encoding="utf-8")
+
+    return write_folder(path, fill, overwrite=overwrite)

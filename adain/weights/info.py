@@ -12,9 +12,9 @@ import struct
 from pathlib import Path
 from typing import Any
 
+from adain.weights.folder import WEIGHTS_NAME
 from adain.weights.hub import DEFAULT_REPO_ID, DEFAULT_REVISION, resolve_model_id
 
-WEIGHTS_NAME = "model.safetensors"
 # A safetensors header is JSON of a few KB per hundred tensors; more than this is not one.
 _MAX_HEADER_BYTES = 100 * 1024 * 1024
 _DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1}

@@ -1,4 +1,5 @@
-"""FeatureStore: rectangles written in tiles read back the same, in memory or from a file."""
+"""FeatureStore: rectangles written in tiles read back the same, in memory or from a file;
+existing features wrapped and handed back."""
 
 from __future__ import annotations
 
@@ -57,3 +58,30 @@ def test_a_full_disk_says_what_to_do(tmp_path, monkeypatch):
         monkeypatch.setattr("adain.engine.features.os.pwrite", no_space)
         with pytest.raises(OSError, match="No space left on device.*point TMPDIR at a larger disk"):
             store.put((0, 2), (0, 4), torch.zeros(1, 2, 2, 4))
+
+
+def test_wrap_holds_the_features_and_take_hands_them_over():
+    feats = torch.randn(1, 3, 5, 6, generator=torch.Generator().manual_seed(1))
+    with FeatureStore.wrap(feats) as store:
+        assert store.shape == (1, 3, 5, 6)
+        # Nothing copied: reads are views of the caller's map, writes land in it.
+        got = store.get((1, 4), (2, 6))
+        assert got.data_ptr() == feats[:, :, 1:4, 2:6].data_ptr()
+        store.put((0, 1), (0, 6), torch.zeros(1, 3, 1, 6))
+        assert torch.equal(feats[:, :, 0], torch.zeros(1, 3, 6))
+        taken = store.take()
+        assert taken is feats
+        with pytest.raises(AssertionError, match="only an in-memory store"):
+            store.take()  # the store no longer holds the map
+
+
+def test_take_of_a_store_built_in_memory(tmp_path):
+    full = torch.randn(2, 4, 3, 5, generator=torch.Generator().manual_seed(2))
+    with FeatureStore(tuple(full.shape)) as store:
+        _write_in_tiles(store, full, step=2)
+        assert torch.equal(store.take(), full)
+    with (
+        FeatureStore(tuple(full.shape), spill=True, directory=str(tmp_path)) as store,
+        pytest.raises(AssertionError, match="only an in-memory store"),
+    ):
+        store.take()  # a spilled map is read back in rectangles, never whole

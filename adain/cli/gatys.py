@@ -1,6 +1,7 @@
 """``adain gatys`` and ``adain compare``: the Gram method, and its comparison with AdaIN.
 
-Mounted by ``adain/cli.py``. No torch at module level, so ``adain --help`` stays instant.
+Registered by ``adain/cli/__init__.py``. No torch at module level, so ``adain --help`` stays
+instant.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from typing import Annotated, Any
 
 import typer
 
-app = typer.Typer(no_args_is_help=True, add_completion=False)
+from adain.cli.common import fail
+
+app = typer.Typer(add_completion=False)
 
 PRESET_NAMES = ("gatys2016", "neural_style")
 
@@ -30,11 +33,6 @@ SizeOption = Annotated[
     typer.Option(help="Longer side in px the images are resized to (0 keeps; default: preset)."),
 ]
 DeviceOption = Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")]
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(1)
 
 
 def _config(preset: str, **fields: Any) -> Any:
@@ -125,7 +123,7 @@ def gatys(
         result = run_gatys(content_t, style_t, config, model=net, callback=report)
         save_image(result, output)
     except (ValueError, OSError) as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
     typer.echo(str(output))
 
 
@@ -172,5 +170,5 @@ def compare(
             json_path.parent.mkdir(parents=True, exist_ok=True)
             json_path.write_text(json.dumps(report, indent=2) + "\n")
     except (ValueError, OSError) as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
     typer.echo(str(output))
