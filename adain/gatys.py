@@ -22,7 +22,7 @@ from adain.architecture import CAFFE_BGR_MEAN
 from adain.encoder import VGG19Encoder
 from adain.functional import gram_matrix
 from adain.losses import content_loss, gram_loss, gram_mse_loss, total_variation_loss
-from adain.model import AdaIN
+from adain.model import AdaIN, check_image
 
 # Gatys et al. 2016 Sec. 3: content at conv4_2, style at conv1_1..conv5_1. Caffe's ReLUs run in
 # place, so those blobs hold the rectified responses: relu4_2 and relu*_1 here.
@@ -138,15 +138,6 @@ def _resolve_encoder(
     return model.encoder, model
 
 
-def _check_image(image: object, name: str) -> Tensor:
-    if not isinstance(image, Tensor) or image.dim() != 4 or image.shape[1] != 3:
-        shape = tuple(image.shape) if isinstance(image, Tensor) else type(image).__name__
-        raise ValueError(f"{name} must be a float tensor (B, 3, H, W) in [0, 1], got {shape}")
-    if min(image.shape[2:]) < 16:
-        raise ValueError(f"{name} is {image.shape[3]}x{image.shape[2]} px; use at least 16x16")
-    return image.float()
-
-
 class _Objective:
     """Targets computed once, and the weighted loss of an image against them."""
 
@@ -242,8 +233,8 @@ def gatys(
         encoder.pooling = config.pooling
     device = next(encoder.parameters()).device
     out_device = content.device
-    content = _check_image(content, "content").to(device)
-    style = _check_image(style, "style").to(device)
+    content = check_image(content, "content").float().to(device)
+    style = check_image(style, "style").float().to(device)
 
     objective = _Objective(encoder, content, style, config)
     # Contiguous: L-BFGS flattens gradients with view(), and to_tensor() gives permuted strides.
