@@ -16,6 +16,7 @@ _EXPORTS = {
     "AdaIN": "adain.model",
     "StyleStats": "adain.style",
     "DEFAULT_REPO_ID": "adain.weights.hub",
+    "EngineOptions": "adain.engine.runner",
     "load_model": "adain.model",
     "encode_style": "adain.api",
     "stylize": "adain.api",
@@ -26,6 +27,7 @@ __all__ = sorted(_EXPORTS)
 if TYPE_CHECKING:
     from adain.api import encode_style as encode_style
     from adain.api import stylize as stylize
+    from adain.engine.runner import EngineOptions as EngineOptions
     from adain.model import AdaIN as AdaIN
     from adain.model import load_model as load_model
     from adain.style import StyleStats as StyleStats

@@ -141,42 +141,8 @@ def compare(
     content, style = content.to(device), style.to(device)
     config = dataclasses.replace(config or GatysConfig.gatys2016(), steps=max(steps))
 
-    adain_records, adain_images = [], []
-    with torch.inference_mode():
-        model(content, style, 1.0)  # warm-up: first-call allocations are not AdaIN's cost
-    for alpha in alphas:
-        _sync(device)
-        start = time.perf_counter()
-        with torch.inference_mode():
-            out = model(content, style, alpha).clamp(0.0, 1.0)
-        _sync(device)
-        seconds = time.perf_counter() - start
-        record = {"alpha": alpha, "seconds": seconds, **evaluate_losses(model, out, content, style)}
-        adain_records.append(record)
-        adain_images.append(out)
-
-    # Warm-up: a one-step run pays one-off costs (torch imports its compiler stack the first
-    # time an optimiser is built: seconds) that are not the Gram method's per-iteration cost.
-    gatys(content, style, dataclasses.replace(config, steps=1), model=model)
-    wanted, snapshots = set(steps), {}
-    start = time.perf_counter()
-
-    def keep(step: int, losses: dict[str, float], image: Tensor) -> None:
-        if step in wanted:
-            _sync(device)
-            snapshots[step] = (time.perf_counter() - start, image.clamp(0.0, 1.0).clone())
-
-    gatys(content, style, config, model=model, callback=keep)
-    gatys_records = []
-    for step in sorted(snapshots):
-        seconds, image = snapshots[step]
-        record = {
-            "steps": step,
-            "seconds": seconds,
-            **evaluate_losses(model, image, content, style),
-        }
-        gatys_records.append(record)
-
+    adain_records, adain_images = _adain_runs(model, content, style, alphas)
+    gatys_records, snapshots = _gatys_runs(model, content, style, config, steps)
     rows = [
         [(to_pil(content[:1].cpu()), ["content"]), (to_pil(style[:1].cpu()), ["style"])],
         [
@@ -196,6 +162,52 @@ def compare(
         "gatys_config": dataclasses.asdict(config),
     }
     return compose_figure(rows, tile), report
+
+
+def _adain_runs(
+    model: AdaIN, content: Tensor, style: Tensor, alphas: Sequence[float]
+) -> tuple[list[dict[str, Any]], list[Tensor]]:
+    """AdaIN at each alpha: records (timed, with losses) and the images."""
+    device = content.device
+    records, images = [], []
+    with torch.inference_mode():
+        model(content, style, 1.0)  # warm-up: first-call allocations are not AdaIN's cost
+    for alpha in alphas:
+        _sync(device)
+        start = time.perf_counter()
+        with torch.inference_mode():
+            out = model(content, style, alpha).clamp(0.0, 1.0)
+        _sync(device)
+        seconds = time.perf_counter() - start
+        record = {"alpha": alpha, "seconds": seconds, **evaluate_losses(model, out, content, style)}
+        records.append(record)
+        images.append(out)
+    return records, images
+
+
+def _gatys_runs(
+    model: AdaIN, content: Tensor, style: Tensor, config: GatysConfig, steps: Sequence[int]
+) -> tuple[list[dict[str, Any]], dict[int, tuple[float, Tensor]]]:
+    """One Gram-method run to ``max(steps)``, snapshotted (seconds, image) at each of ``steps``,
+    and a record with losses per snapshot."""
+    device = content.device
+    # Warm-up: a one-step run pays one-off costs (torch imports its compiler stack the first
+    # time an optimiser is built: seconds) that are not the Gram method's per-iteration cost.
+    gatys(content, style, dataclasses.replace(config, steps=1), model=model)
+    wanted, snapshots = set(steps), {}
+    start = time.perf_counter()
+
+    def keep(step: int, losses: dict[str, float], image: Tensor) -> None:
+        if step in wanted:
+            _sync(device)
+            snapshots[step] = (time.perf_counter() - start, image.clamp(0.0, 1.0).clone())
+
+    gatys(content, style, config, model=model, callback=keep)
+    records = [
+        {"steps": step, "seconds": seconds, **evaluate_losses(model, image, content, style)}
+        for step, (seconds, image) in sorted(snapshots.items())
+    ]
+    return records, snapshots
 
 
 def _first_at_or_below(curve: Sequence[float], target: float) -> int | None:

@@ -22,7 +22,7 @@ from adain.architecture import CONTENT_LAYER, DOWNSAMPLING
 from adain.decoder import Decoder
 from adain.encoder import VGG19Encoder
 from adain.engine import strips
-from adain.engine.plan import StripPlan, parse_memory, plan_for_device, whole_plan
+from adain.engine.plan import StripPlan, plan_for_device, whole_plan
 from adain.engine.runner import EngineOptions, Runner
 from adain.functional import (
     EPS,
@@ -225,7 +225,7 @@ class AdaIN(
         state, config = load_original_state(vgg, decoder, encoder_depth=encoder_depth)
         model = cls(**config)
         model.load_checked(state, source=f"{vgg} + {decoder}")
-        return model.eval()
+        return model.eval().requires_grad_(False)  # for inference, as from_pretrained
 
     # Running --------------------------------------------------------------------------------
 
@@ -253,7 +253,8 @@ class AdaIN(
         batch, _, height, width = shape
         if runner.differentiable:
             return whole_plan(height, width)
-        budget = None if options.max_memory is None else parse_memory(options.max_memory)
+        budget = options.max_memory
+        assert budget is None or isinstance(budget, int), "EngineOptions parses max_memory"
         return plan_for_device(
             runner.device, batch, height, width, runner.base_channels, budget, options.tile
         )

@@ -269,3 +269,61 @@ def test_folder_without_weights(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(FileNotFoundError, match="has no model.safetensors"):
         AdaIN.from_pretrained(tmp_path)
+
+
+def _snapshot(model: AdaIN) -> list[tuple]:
+    return [
+        (name, p.device, p.dtype, p.stride(), p.requires_grad, p.detach().clone())
+        for name, p in model.named_parameters()
+    ]
+
+
+def test_calls_leave_the_module_as_it_was(tiny_model, content, style):
+    before = _snapshot(tiny_model)
+    with torch.inference_mode():
+        tiny_model(content, style, 0.7)
+        tiny_model.style_stats(style)
+        tiny_model.decode(tiny_model.encode(content)["relu4_1"])
+    import adain
+
+    adain.stylize(content, style, model=tiny_model, device="cpu", tile=64, output="tensor")
+    after = _snapshot(tiny_model)
+    for (name, *meta, value), (_, *meta_after, value_after) in zip(before, after, strict=True):
+        assert meta == meta_after, name
+        assert torch.equal(value, value_after), name
+
+
+def test_engine_options_per_call_and_per_model_give_the_same_pixels(tiny_model, style):
+    from adain.engine.runner import EngineOptions
+
+    content = smooth_image(20, 120, 88)
+    with torch.inference_mode():
+        default = tiny_model(content, style, 0.8)
+        strips = tiny_model(content, style, 0.8, engine=EngineOptions(tile=64))
+        tiny_model.engine = EngineOptions(max_memory="8M")  # small enough to need strips
+        budgeted = tiny_model(content, style, 0.8)
+    torch.testing.assert_close(strips, default, atol=1e-4, rtol=0)
+    torch.testing.assert_close(budgeted, default, atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="cannot read memory size"):
+        EngineOptions(max_memory="lots")
+    with pytest.raises(ValueError, match="tile must be at least 64 px"):
+        EngineOptions(tile=32)
+    with pytest.raises(ValueError, match="precision must be one of"):
+        EngineOptions(precision="int8")  # type: ignore[arg-type]
+
+
+def test_autograd_walks_whole_maps_and_gradients_reach_the_decoder(tiny_model, content, style):
+    with torch.inference_mode():
+        engine = tiny_model(content, style, 0.8)
+    out = tiny_model(content, style, 0.8)  # a fresh model's decoder requires grad
+    assert out.requires_grad
+    out.mean().backward()
+    assert tiny_model.decoder.conv1_1.weight.grad is not None
+    torch.testing.assert_close(out.detach(), engine, atol=1e-4, rtol=0)
+
+
+def test_loaded_models_need_no_gradients(tiny_model_dir, content, style):
+    model = AdaIN.from_pretrained(tiny_model_dir)
+    assert not any(p.requires_grad for p in model.parameters())
+    out = model(content, style)  # grad mode on, nothing to record: the engine runs it
+    assert not out.requires_grad

@@ -72,7 +72,7 @@ def workdir(tmp_path, monkeypatch):
 
 def test_python_block_runs(workdir):
     _, model_dir = workdir
-    (code,) = _blocks("python", "Python")
+    code = "\n".join(_blocks("python", "Python"))  # the blocks build on each other, in order
     code = code.replace(f'"{DEFAULT_REPO_ID}"', repr(str(model_dir)))
     exec(compile(code, "README.md", "exec"), {})  # noqa: S102 - our own README
     assert Path("astronaut_waves.jpg").is_file() and Path("waves.safetensors").is_file()

@@ -18,9 +18,17 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from adain.architecture import CONTENT_LAYER, LAYER_NAMES, Step, decoder_steps, encoder_steps
+from adain.architecture import (
+    CONTENT_LAYER,
+    DOWNSAMPLING,
+    LAYER_NAMES,
+    Step,
+    decoder_steps,
+    encoder_steps,
+)
 from adain.engine.heap import heap_reuse
-from adain.engine.precision import Precision, check_precision, precision_context
+from adain.engine.plan import MIN_TILE_CELLS, parse_memory
+from adain.engine.precision import PRECISIONS, Precision, check_precision, precision_context
 from adain.engine.stream import RowStream, StreamConv, prepare_convs, stages
 from adain.engine.walk import Params, conv_params, run_steps
 
@@ -52,6 +60,19 @@ class EngineOptions:
     precision: Precision = "fp32"
     compile: bool = False
     device: torch.device | str | None = None
+
+    def __post_init__(self) -> None:
+        # Checked here, so a bad option fails when it is given, whichever path a call takes.
+        if self.max_memory is not None:
+            object.__setattr__(self, "max_memory", parse_memory(self.max_memory))
+        if self.tile is not None and self.tile < MIN_TILE_CELLS * DOWNSAMPLING:
+            raise ValueError(
+                f"tile must be at least {MIN_TILE_CELLS * DOWNSAMPLING} px, got {self.tile}"
+            )
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
+            )
 
 
 def _laid_out(
