@@ -70,14 +70,6 @@ def workdir(tmp_path, monkeypatch):
     return tmp_path, model_dir
 
 
-def test_python_block_runs(workdir):
-    _, model_dir = workdir
-    code = "\n".join(_blocks("python", "Python"))  # the blocks build on each other, in order
-    code = code.replace(f'"{DEFAULT_REPO_ID}"', repr(str(model_dir)))
-    exec(compile(code, "README.md", "exec"), {})  # noqa: S102 - our own README
-    assert Path("astronaut_waves.jpg").is_file() and Path("waves.safetensors").is_file()
-
-
 def _cli_commands() -> list[list[str]]:
     commands = []
     for section in RUN_SECTIONS:
@@ -101,12 +93,24 @@ def _shrink(args: list[str]) -> list[str]:
     return [*args, "--image-size", "64"]
 
 
-def test_cli_examples_run(workdir):
-    tmp_path, _ = workdir
+def test_readme_runs_top_to_bottom_in_one_folder(workdir):
+    """What a new user does: the main job, the Python blocks, then every CLI example in order,
+    all in one fresh folder, offline, with a local model: nothing collides, everything runs."""
+    tmp_path, model_dir = workdir
     vgg, decoder = seeded_original(8)  # stands in for the released files
     torch.save(vgg.state_dict(), tmp_path / "vgg_normalised.pth")
     torch.save(decoder.state_dict(), tmp_path / "decoder.pth")
     from adain.cli import app
+
+    main_job = shlex.split(_readme_commands()[0].split("&&")[-1])
+    result = CliRunner().invoke(app, main_job[1:])
+    assert result.exit_code == 0, f"{shlex.join(main_job)}\n{result.output}"
+    assert Path("stylized.jpg").is_file()
+
+    code = "\n".join(_blocks("python", "Python"))  # the blocks build on each other, in order
+    code = code.replace(f'"{DEFAULT_REPO_ID}"', repr(str(model_dir)))
+    exec(compile(code, "README.md", "exec"), {})  # noqa: S102 - our own README
+    assert Path("astronaut_waves.png").is_file() and Path("waves-python.safetensors").is_file()
 
     commands = _cli_commands()
     assert len(commands) >= 12, "the README's CLI examples were not found"
