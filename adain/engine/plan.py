@@ -190,8 +190,9 @@ def plan_for_device(
 def _free_memory(device: torch.device) -> int:
     if device.type == "cuda":
         return torch.cuda.mem_get_info(device)[0]
-    if device.type == "mps":
-        return torch.mps.recommended_max_memory() - torch.mps.driver_allocated_memory()
+    recommended = getattr(torch.mps, "recommended_max_memory", None)  # torch >= 2.5
+    if device.type == "mps" and recommended is not None:
+        return recommended() - torch.mps.driver_allocated_memory()
     return DEFAULT_MAX_MEMORY
 
 
