@@ -6,9 +6,12 @@ No torch import at module level: ``adain --help`` must stay instant.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from train.config import TrainConfig
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -26,6 +29,49 @@ ENCODER_HELP = (
 )
 
 
+# Options whose declaration spans several lines, named here so that train()'s signature stays short.
+ConfigFile = Annotated[
+    str | None,
+    typer.Option(help="TOML file or preset: paper, reference_pytorch, reference_lua, smoke."),
+]
+Sets = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a config key, e.g. --set lr=5e-5 (repeatable)."),
+]
+Content = Annotated[
+    list[str] | None,
+    typer.Option(
+        help="Content images: folder, parquet file or hf://datasets/ORG/NAME (repeatable)."
+    ),
+]
+Style = Annotated[
+    list[str] | None,
+    typer.Option(help="Style images: folder, parquet file or hf://datasets/ORG/NAME (repeatable)."),
+]
+Autoencoder = Annotated[
+    bool | None,
+    typer.Option(
+        "--autoencoder/--no-autoencoder",
+        help="Sanity mode: reconstruct the content (alpha = 0). Try it if outputs are grey.",
+    ),
+]
+Resume = Annotated[
+    str | None,
+    typer.Option(help="'latest' (the run folder's newest checkpoint) or a checkpoint path."),
+]
+ExportTo = Annotated[
+    Path | None,
+    typer.Option(
+        "--export",
+        help="Model folder to write when the run completes (default: RUN/model). With "
+        "--resume CKPT --max-steps <= its step, exports that checkpoint without training.",
+    ),
+]
+PushToHub = Annotated[
+    str | None, typer.Option(help="Also upload the exported folder to ORG/NAME (network).")
+]
+
+
 def _fail(message: str) -> typer.Exit:
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(1)
@@ -41,29 +87,48 @@ def resolve_config(config_file: str | None, sets: list[str], flags: dict[str, An
     return config.validate()
 
 
+def _build_config(config_file: str | None, sets: list[str], flags: dict[str, Any]) -> TrainConfig:
+    """:func:`resolve_config`, with a bad key or value reported as a usage error."""
+    try:
+        return resolve_config(config_file, sets, flags)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+
+
+def _stopped_early(checkpoint: Path, max_steps: int) -> bool:
+    """Whether a signal stopped the run before ``max_steps``; if so, say how to continue."""
+    from train.loop import load_checkpoint
+
+    step = load_checkpoint(checkpoint)["step"]
+    if step < max_steps:
+        typer.echo(f"stopped at step {step}: {checkpoint}; continue with --resume latest")
+        return True
+    return False
+
+
+def _fit_and_export(
+    config: TrainConfig, export_to: Path | None, push_to_hub: str | None
+) -> Path | None:
+    """Train (or resume), then export the final checkpoint; ``None`` if stopped early."""
+    from train.export import export
+    from train.loop import fit
+
+    try:
+        checkpoint = fit(config)
+        if _stopped_early(checkpoint, config.max_steps):
+            return None
+        return export(checkpoint, export_to or Path(config.output) / "model", push_to_hub)
+    except (ValueError, OSError) as error:
+        raise _fail(" ".join(str(error).split())) from None
+
+
 @app.command()
 def train(
     *,
-    config: Annotated[
-        str | None,
-        typer.Option(help="TOML file or preset: paper, reference_pytorch, reference_lua, smoke."),
-    ] = None,
-    set_: Annotated[
-        list[str] | None,
-        typer.Option("--set", help="Override a config key, e.g. --set lr=5e-5 (repeatable)."),
-    ] = None,
-    content: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="Content images: folder, parquet file or hf://datasets/ORG/NAME (repeatable)."
-        ),
-    ] = None,
-    style: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="Style images: folder, parquet file or hf://datasets/ORG/NAME (repeatable)."
-        ),
-    ] = None,
+    config: ConfigFile = None,
+    set_: Sets = None,
+    content: Content = None,
+    style: Style = None,
     output: Annotated[str | None, typer.Option("--output", "-o", help="Run folder.")] = None,
     encoder: Annotated[str | None, typer.Option(help=ENCODER_HELP)] = None,
     base_channels: Annotated[
@@ -81,28 +146,10 @@ def train(
     seed: Annotated[int | None, typer.Option(help="Seed for init, sample order, crops.")] = None,
     num_workers: Annotated[int | None, typer.Option(help="Data-loader processes.")] = None,
     mixed_precision: Annotated[str | None, typer.Option(help="no | bf16 | fp16 (GPUs).")] = None,
-    autoencoder: Annotated[
-        bool | None,
-        typer.Option(
-            "--autoencoder/--no-autoencoder",
-            help="Sanity mode: reconstruct the content (alpha = 0). Try it if outputs are grey.",
-        ),
-    ] = None,
-    resume: Annotated[
-        str | None,
-        typer.Option(help="'latest' (the run folder's newest checkpoint) or a checkpoint path."),
-    ] = None,
-    export_to: Annotated[
-        Path | None,
-        typer.Option(
-            "--export",
-            help="Model folder to write when the run completes (default: RUN/model). With "
-            "--resume CKPT --max-steps <= its step, exports that checkpoint without training.",
-        ),
-    ] = None,
-    push_to_hub: Annotated[
-        str | None, typer.Option(help="Also upload the exported folder to ORG/NAME (network).")
-    ] = None,
+    autoencoder: Autoencoder = None,
+    resume: Resume = None,
+    export_to: ExportTo = None,
+    push_to_hub: PushToHub = None,
 ) -> None:
     """Train an AdaIN decoder (defaults < --config < --set < flags); print the model folder."""
     import logging
@@ -129,23 +176,9 @@ def train(
         autoencoder=autoencoder,
         resume=resume,
     )
-    try:
-        resolved = resolve_config(config, set_ or [], flags)
-    except ValueError as error:
-        raise typer.BadParameter(str(error)) from None
-    from train.export import export
-    from train.loop import fit, load_checkpoint
-
-    try:
-        checkpoint = fit(resolved)
-        step = load_checkpoint(checkpoint)["step"]
-        if step < resolved.max_steps:
-            typer.echo(f"stopped at step {step}: {checkpoint}; continue with --resume latest")
-            return
-        folder = export(checkpoint, export_to or Path(resolved.output) / "model", push_to_hub)
-    except (ValueError, OSError) as error:
-        raise _fail(" ".join(str(error).split())) from None
-    typer.echo(str(folder))
+    folder = _fit_and_export(_build_config(config, set_ or [], flags), export_to, push_to_hub)
+    if folder is not None:
+        typer.echo(str(folder))
 
 
 def main() -> None:

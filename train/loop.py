@@ -13,11 +13,11 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
@@ -31,6 +31,9 @@ from adain.losses import adain_content_loss, mean_std_loss
 from train.config import TrainConfig, to_toml
 from train.data import ImageSource, PairSource, list_items, make_loader
 from train.encoders import build_encoder
+
+if TYPE_CHECKING:
+    from train.logs import RunLogger
 
 logger = logging.getLogger("train")
 LATEST = "latest.pt"
@@ -207,6 +210,131 @@ def _build_data(config: TrainConfig) -> tuple[PairSource, dict[str, Any]]:
     return PairSource(*sources), data
 
 
+@dataclass
+class _Progress:
+    """What a checkpoint records about the run besides the weights; resume restores it."""
+
+    step: int = 0
+    skipped: set[str] = field(default_factory=set)  # images skipped so far, by description
+    losses: dict[str, float] = field(default_factory=dict)  # the loss parts last logged
+
+
+@dataclass
+class _Run:
+    """What the loop steps and a checkpoint saves: the prepared modules and the progress."""
+
+    config: TrainConfig
+    accelerator: Any
+    encoder: VGG19Encoder
+    decoder: torch.nn.Module
+    optimizer: Any
+    scheduler: Any
+    data: dict[str, Any]
+    progress: _Progress
+
+
+def _build_optimizer(decoder: torch.nn.Module, config: TrainConfig) -> tuple[Any, Any]:
+    """Adam on the decoder, with the inverse decay of :func:`lr_at` applied per step."""
+    optimizer = torch.optim.Adam(decoder.parameters(), lr=config.lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_at(step, 1.0, config.lr_decay)
+    )
+    return optimizer, scheduler
+
+
+def _resume(path: Path, decoder: torch.nn.Module, optimizer: Any, scheduler: Any) -> _Progress:
+    """Load a checkpoint into the (unprepared) decoder, optimiser, scheduler and the RNGs."""
+    state = load_checkpoint(path)
+    try:
+        decoder.load_state_dict(state["decoder"])
+        optimizer.load_state_dict(state["optimizer"])
+    except (RuntimeError, ValueError) as error:
+        raise ValueError(
+            f"{path} does not match this config (base_channels?): "
+            f"{str(error).strip().splitlines()[0]}"
+        ) from None
+    scheduler.load_state_dict(state["scheduler"])
+    progress = _Progress(state["step"], set(state["skipped"]), state["losses"])
+    _set_rng_state(state["rng"])
+    logger.info("resumed from %s at step %d", path, progress.step)
+    return progress
+
+
+def _checkpoint(run: _Run) -> Path:
+    """Save the run on the main process; every process returns the same path."""
+    progress, output = run.progress, Path(run.config.output)
+    state = {
+        "decoder": run.accelerator.unwrap_model(run.decoder).state_dict(),
+        "encoder": run.encoder.state_dict(),  # makes export self-contained (no re-download)
+        "optimizer": run.optimizer.state_dict(),
+        "scheduler": run.scheduler.state_dict(),
+        "step": progress.step,
+        "rng": _rng_state(),
+        "config": asdict(run.config),
+        "data": {**run.data, "skipped": len(progress.skipped)},
+        "skipped": sorted(progress.skipped),
+        "losses": progress.losses,
+        "adain_version": adain.__version__,
+    }
+    if run.accelerator.is_main_process:
+        return save_checkpoint(state, output)
+    return output / checkpoint_name(progress.step)
+
+
+def _agree_on_stop(accelerator: Any, stop: dict[str, int]) -> None:
+    """Raise the stop flag everywhere once any process got a signal (all stop at the same step)."""
+    flag = torch.tensor([float(stop["signal"] != 0)], device=accelerator.device)
+    if accelerator.reduce(flag, "sum").item() > 0 and not stop["signal"]:
+        stop["signal"] = int(signal.SIGTERM)
+
+
+def _train_steps(
+    run: _Run,
+    loader: Iterable[tuple[Tensor, Tensor, list[str]]],
+    log: RunLogger,
+    stop: dict[str, int],
+    last: Path | None,
+) -> Path | None:
+    """Step until ``max_steps`` or a signal; return the last checkpoint (``last`` if none new).
+
+    A run that trained at least one step always ends with a checkpoint of its final step.
+    """
+    config, accelerator, progress = run.config, run.accelerator, run.progress
+    encoder, decoder, optimizer, scheduler = run.encoder, run.decoder, run.optimizer, run.scheduler
+    device = accelerator.device
+    start_step = progress.step
+    batches = iter(loader)
+    tick, images = time.perf_counter(), 0
+    while progress.step < config.max_steps and not stop["signal"]:
+        content, style, bad = next(batches)
+        progress.skipped.update(bad)
+        content = content.to(device, non_blocking=True)
+        style = style.to(device, non_blocking=True)
+        parts, out = train_step(
+            accelerator, encoder, decoder, optimizer, scheduler, content, style, config
+        )
+        progress.step += 1
+        step = progress.step
+        images += content.shape[0] * accelerator.num_processes
+        if config.log_every and (step % config.log_every == 0 or step == config.max_steps):
+            progress.losses = {k: float(v.detach()) for k, v in parts.items()}
+            rate = images / max(time.perf_counter() - tick, 1e-9)
+            lr = scheduler.get_last_lr()[0]
+            log.scalars(step, progress.losses, lr, rate, len(progress.skipped))
+            tick, images = time.perf_counter(), 0
+        if config.sample_every and step % config.sample_every == 0:
+            log.samples(step, content, style, out)
+        if accelerator.num_processes > 1:
+            _agree_on_stop(accelerator, stop)
+        if config.save_every and step % config.save_every == 0:
+            last = _checkpoint(run)
+    if progress.step > start_step:
+        progress.losses = {k: float(v.detach()) for k, v in parts.items()}
+        if last is None or Path(last).name != checkpoint_name(progress.step):
+            last = _checkpoint(run)
+    return last
+
+
 def fit(config: TrainConfig) -> Path:
     """Train a decoder; return the last checkpoint written (``<output>/ckpt_{step}.pt``).
 
@@ -217,7 +345,6 @@ def fit(config: TrainConfig) -> Path:
 
     config.validate()
     accelerator = Accelerator(mixed_precision=config.mixed_precision)
-    device = accelerator.device
     output = Path(config.output)
     main = accelerator.is_main_process
     resume_from = resolve_resume(config)
@@ -226,95 +353,38 @@ def fit(config: TrainConfig) -> Path:
         output.mkdir(parents=True, exist_ok=True)
         (output / "config.toml").write_text(to_toml(config), encoding="utf-8")
 
-    encoder = build_encoder(config.encoder, config.base_channels).to(device)
+    encoder = build_encoder(config.encoder, config.base_channels).to(accelerator.device)
     torch.manual_seed(config.seed)  # after the encoder: loading it must not shift the init
     decoder = Decoder(config.base_channels)
-    optimizer = torch.optim.Adam(decoder.parameters(), lr=config.lr)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: lr_at(step, 1.0, config.lr_decay)
-    )
-    step, skipped, losses = 0, set(), {}
+    optimizer, scheduler = _build_optimizer(decoder, config)
+    progress = _Progress()
     if resume_from is not None:
-        state = load_checkpoint(resume_from)
-        try:
-            decoder.load_state_dict(state["decoder"])
-            optimizer.load_state_dict(state["optimizer"])
-        except (RuntimeError, ValueError) as error:
-            raise ValueError(
-                f"{resume_from} does not match this config (base_channels?): "
-                f"{str(error).strip().splitlines()[0]}"
-            ) from None
-        scheduler.load_state_dict(state["scheduler"])
-        step, skipped, losses = state["step"], set(state["skipped"]), state["losses"]
-        _set_rng_state(state["rng"])
-        logger.info("resumed from %s at step %d", resume_from, step)
+        progress = _resume(resume_from, decoder, optimizer, scheduler)
     decoder, optimizer = accelerator.prepare(decoder, optimizer)
     loader = make_loader(
         pairs,
         config.batch_size,
-        step,
+        progress.step,
         config.num_workers,
         accelerator.process_index,
         accelerator.num_processes,
-        pin_memory=device.type == "cuda",
+        pin_memory=accelerator.device.type == "cuda",
     )
-
-    def checkpoint() -> Path:
-        state = {
-            "decoder": accelerator.unwrap_model(decoder).state_dict(),
-            "encoder": encoder.state_dict(),  # makes export self-contained (no re-download)
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "step": step,
-            "rng": _rng_state(),
-            "config": asdict(config),
-            "data": {**data, "skipped": len(skipped)},
-            "skipped": sorted(skipped),
-            "losses": losses,
-            "adain_version": adain.__version__,
-        }
-        return save_checkpoint(state, output) if main else output / checkpoint_name(step)
+    run = _Run(config, accelerator, encoder, decoder, optimizer, scheduler, data, progress)
 
     from train.logs import RunLogger
 
-    log = RunLogger(output, config, step, enabled=main)
-    start_step, last = step, resume_from
-    batches = iter(loader)
-    tick, images = time.perf_counter(), 0
+    log = RunLogger(output, config, progress.step, enabled=main)
     with _stop_on_signals() as stop:
-        while step < config.max_steps and not stop["signal"]:
-            content, style, bad = next(batches)
-            skipped.update(bad)
-            content = content.to(device, non_blocking=True)
-            style = style.to(device, non_blocking=True)
-            parts, out = train_step(
-                accelerator, encoder, decoder, optimizer, scheduler, content, style, config
-            )
-            step += 1
-            images += content.shape[0] * accelerator.num_processes
-            if config.log_every and (step % config.log_every == 0 or step == config.max_steps):
-                losses = {k: float(v.detach()) for k, v in parts.items()}
-                rate = images / max(time.perf_counter() - tick, 1e-9)
-                log.scalars(step, losses, scheduler.get_last_lr()[0], rate, len(skipped))
-                tick, images = time.perf_counter(), 0
-            if config.sample_every and step % config.sample_every == 0:
-                log.samples(step, content, style, out)
-            if accelerator.num_processes > 1:  # every process must stop at the same step
-                flag = torch.tensor([float(stop["signal"] != 0)], device=device)
-                if accelerator.reduce(flag, "sum").item() > 0 and not stop["signal"]:
-                    stop["signal"] = int(signal.SIGTERM)
-            if config.save_every and step % config.save_every == 0:
-                last = checkpoint()
-        if step > start_step:
-            losses = {k: float(v.detach()) for k, v in parts.items()}
-            if last is None or Path(last).name != checkpoint_name(step):
-                last = checkpoint()
+        last = _train_steps(run, loader, log, stop, resume_from)
     log.close()
     accelerator.wait_for_everyone()
     if last is None:  # max_steps == 0 on a fresh run: nothing trained, still a checkpoint
-        last = checkpoint()
+        last = _checkpoint(run)
     if stop["signal"]:
-        logger.warning("stopped by signal %d at step %d; checkpoint %s", stop["signal"], step, last)
-    if skipped:
-        logger.warning("skipped %d unreadable or too small images", len(skipped))
+        logger.warning(
+            "stopped by signal %d at step %d; checkpoint %s", stop["signal"], progress.step, last
+        )
+    if progress.skipped:
+        logger.warning("skipped %d unreadable or too small images", len(progress.skipped))
     return Path(last)
