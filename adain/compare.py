@@ -15,7 +15,7 @@ from torch import Tensor
 
 from adain.architecture import STYLE_LAYERS
 from adain.functional import gram_matrix
-from adain.gatys import GATYS_STYLE_LAYERS, GatysConfig, gatys
+from adain.gatys import GATYS_STYLE_LAYERS, Callback, GatysConfig, gatys
 from adain.image import to_pil
 from adain.losses import adain_content_loss, style_loss_gram, style_loss_mean_std
 from adain.model import AdaIN
@@ -115,6 +115,7 @@ def compare(
     steps: Sequence[int] = DEFAULT_STEPS,
     config: GatysConfig | None = None,
     tile: int = 192,
+    callback: Callback | None = None,
 ) -> tuple[Image.Image, dict[str, Any]]:
     """Run AdaIN at each alpha and one Gram-method optimisation snapshotted at each step count.
 
@@ -126,6 +127,8 @@ def compare(
         steps: iteration counts at which the Gram-method image is taken (one run to the max).
         config: Gram-method settings (``steps`` is replaced by ``max(steps)``).
         tile: px per image in the figure.
+        callback: called after every Gram-method iteration with ``(step, losses, image)`` as
+            :func:`adain.gatys.gatys` calls it (for progress); its return value is ignored.
 
     Returns:
         The figure (content and style, an AdaIN row, a Gatys row) and a JSON-able dict:
@@ -142,7 +145,7 @@ def compare(
     config = dataclasses.replace(config or GatysConfig.gatys2016(), steps=max(steps))
 
     adain_records, adain_images = _adain_runs(model, content, style, alphas)
-    gatys_records, snapshots = _gatys_runs(model, content, style, config, steps)
+    gatys_records, snapshots = _gatys_runs(model, content, style, config, steps, callback)
     rows = [
         [(to_pil(content[:1].cpu()), ["content"]), (to_pil(style[:1].cpu()), ["style"])],
         [
@@ -186,7 +189,12 @@ def _adain_runs(
 
 
 def _gatys_runs(
-    model: AdaIN, content: Tensor, style: Tensor, config: GatysConfig, steps: Sequence[int]
+    model: AdaIN,
+    content: Tensor,
+    style: Tensor,
+    config: GatysConfig,
+    steps: Sequence[int],
+    callback: Callback | None = None,
 ) -> tuple[list[dict[str, Any]], dict[int, tuple[float, Tensor]]]:
     """One Gram-method run to ``max(steps)``, snapshotted (seconds, image) at each of ``steps``,
     and a record with losses per snapshot."""
@@ -201,6 +209,8 @@ def _gatys_runs(
         if step in wanted:
             _sync(device)
             snapshots[step] = (time.perf_counter() - start, image.clamp(0.0, 1.0).clone())
+        if callback is not None:
+            callback(step, losses, image)
 
     gatys(content, style, config, model=model, callback=keep)
     records = [

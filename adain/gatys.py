@@ -70,8 +70,9 @@ class GatysConfig:
     # draws randn in 0-255 Caffe units (std 1/255); neural-style randn * 0.001 (std 0.001/256).
     noise_std: float = 1.0 / 255.0
     adain_alpha: float = 1.0  # AdaIN's content-style trade-off for init="adain" (full style)
-    # Longer side in px that file inputs are resized to (neural-style -image_size 512); gatys()
-    # itself optimises a tensor at the size it is given.
+    # Longer side in px that larger file inputs are shrunk to (neural-style -image_size 512;
+    # smaller ones are kept unless the CLI's --upscale); gatys() itself optimises a tensor at the
+    # size it is given.
     image_size: int | None = 512
     seed: int | None = 0  # seed of the noise start; None: a fresh random seed each run
 

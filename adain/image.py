@@ -104,14 +104,26 @@ def resize_shorter(image: Image.Image, size: int | None) -> Image.Image:
     return image.resize(new_size, Image.Resampling.LANCZOS)
 
 
-def limit_size(image: Image.Image, max_size: int | None) -> Image.Image:
-    """Shrink so the longer side is at most ``max_size`` px (``None``/0 keeps)."""
-    if not max_size or max(image.size) <= max_size:
-        return image
+def resize_longer(image: Image.Image, size: int | None, upscale: bool = False) -> Image.Image:
+    """Resize so the longer side is exactly ``size`` px, the other rounded to keep the aspect.
+
+    Images whose longer side is already at most ``size`` are kept unless ``upscale``
+    (``None``/0 keeps every image).
+    """
     width, height = image.size
-    scale = max_size / max(width, height)
-    new_size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    longer = max(width, height)
+    if not size or longer == size or (longer < size and not upscale):
+        return image
+    # The longer side is set, not computed: round(w * size / w) could land one px off.
+    other = max(1, round(min(width, height) * size / longer))
+    new_size = (size, other) if width >= height else (other, size)
     return image.resize(new_size, Image.Resampling.LANCZOS)
+
+
+def limit_size(image: Image.Image, max_size: int | None) -> Image.Image:
+    """Shrink so the longer side is at most ``max_size`` px, exactly ``max_size`` when it was
+    larger (``None``/0 keeps); never enlarges."""
+    return resize_longer(image, max_size, upscale=False)
 
 
 def to_tensor(image: Image.Image) -> Tensor:

@@ -11,7 +11,7 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from huggingface_hub import PyTorchModelHubMixin
@@ -32,10 +32,12 @@ from adain.functional import (
     transfer_luminance,
 )
 from adain.style import StyleStats
+from adain.weights.card import saved_card_sections
 
 PAPER_URL = "https://arxiv.org/abs/1703.06868"
 # README.md written by save_pretrained (a Jinja template filled by huggingface_hub). Published
-# checkpoints get the fuller card of hub/model_card.md (data, config, licences, deviations).
+# checkpoints get the fuller card of hub/model_card.md (data, config, licences, deviations); the
+# licences of every card come from adain.weights.card.
 MODEL_CARD_TEMPLATE = """---
 {{ card_data }}
 ---
@@ -55,7 +57,8 @@ image = stylize("content.jpg", "style.jpg", model=model, alpha=0.8)
 ```
 
 Command line: `adain stylize content.jpg --style style.jpg -o out.png --model path/or/org-name`.
-"""
+
+""" + saved_card_sections()
 WEIGHTS_NAME = "model.safetensors"
 # Below this, relu4_1 has too few positions for a meaningful (or defined) variance.
 MIN_SIDE = 16
@@ -150,6 +153,38 @@ class AdaIN(
     # Loading -------------------------------------------------------------------------------
 
     @classmethod
+    def from_pretrained(  # type: ignore[override]
+        cls,
+        pretrained_model_name_or_path: str | Path,
+        *,
+        force_download: bool = False,
+        token: str | bool | None = None,
+        cache_dir: str | Path | None = None,
+        local_files_only: bool = False,
+        revision: str | None = None,
+        **model_kwargs: Any,
+    ) -> AdaIN:
+        """Load from a model folder or a Hub id, resolved as :func:`load_model` resolves it.
+
+        Folders load as they are; a Hub id is downloaded (or read from the cache, offline) with
+        its original-file and default-model fallbacks (:func:`adain.weights.hub.fetch_model`).
+        The model is built from the resolved folder's ``config.json`` and loads strictly
+        (``strict=False`` allows missing or unexpected keys), for inference.
+
+        Raises:
+            ValueError: one line saying what was not found and what to do.
+            OSError: the original-file fallback could not download.
+        """
+        from adain.weights.hub import resolve_model_folder
+
+        folder = resolve_model_folder(
+            pretrained_model_name_or_path, revision, cache_dir=cache_dir,
+            force_download=force_download, token=token, local_files_only=local_files_only,
+        )  # fmt: skip
+        # The mixin reads config.json from the folder, then calls _from_pretrained on it.
+        return super().from_pretrained(str(folder), **model_kwargs)
+
+    @classmethod
     def _from_pretrained(  # type: ignore[override]
         cls,
         *,
@@ -164,26 +199,15 @@ class AdaIN(
         **model_kwargs: object,
     ) -> AdaIN:
         # Replaces the mixin's loader, which defaults to strict=False (missing weights would stay
-        # random without a word) and print()s to stdout.
-        model = cls(**model_kwargs)  # type: ignore[arg-type]
-        if os.path.isdir(model_id):
-            weights_file = os.path.join(model_id, WEIGHTS_NAME)
-            if not os.path.isfile(weights_file):
-                raise FileNotFoundError(
-                    f"{model_id} has no {WEIGHTS_NAME}: point to a folder written by "
-                    "save_pretrained() or `adain convert`"
-                )
-        else:
-            from adain.weights.hub import download_weights
-
-            weights_file = download_weights(
-                model_id,
-                revision,
-                cache_dir=cache_dir,
-                force_download=force_download,
-                token=token,
-                local_files_only=local_files_only,
+        # random without a word) and print()s to stdout. model_id is the folder from_pretrained
+        # resolved: the download options were spent there.
+        weights_file = os.path.join(model_id, WEIGHTS_NAME)
+        if not os.path.isfile(weights_file):
+            raise FileNotFoundError(
+                f"{model_id} has no {WEIGHTS_NAME}: point to a folder written by "
+                "save_pretrained() or `adain convert`"
             )
+        model = cls(**model_kwargs)  # type: ignore[arg-type]
         state_dict = load_file(weights_file, device=str(map_location))
         model.load_checked(state_dict, source=weights_file, strict=strict)
         # Loaded for inference: nothing requires gradients, so calls run on the engine. To
@@ -322,10 +346,10 @@ class AdaIN(
             ``(B, C, h, w)`` target features ``t``.
         """
         alpha = check_alpha(alpha)
-        share = None if masks is None else region_shares(masks.to(content_feats))
         stats = self._style_tensors(
             styles, weights, masks, content_feats.device, content_feats.dtype
         )
+        share = None if masks is None else region_shares(masks.to(content_feats))
         return strips.transfer(content_feats, stats, alpha, share, self.eps)
 
     def _style_tensors(
@@ -455,7 +479,7 @@ def load_model(
         ValueError: one line saying what was not found and what to do.
         OSError: the original-file fallback could not download.
     """
-    from adain.weights.hub import resolve_model_folder
+    from adain.weights.hub import resolve_model_id
 
-    loaded = AdaIN.from_pretrained(str(resolve_model_folder(model, revision)))
+    loaded = AdaIN.from_pretrained(resolve_model_id(model), revision=revision)
     return loaded.to(device) if device is not None else loaded

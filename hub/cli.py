@@ -68,14 +68,17 @@ def _report(result: object, dry_run: bool) -> None:
 
 def _run(function: object, *args: object, **kwargs: object) -> object:
     """Call the publishing function; expected failures become one-line errors."""
+    import httpx2  # huggingface_hub's HTTP client
     from huggingface_hub.errors import HfHubHTTPError
 
     try:
         return function(*args, **kwargs)  # type: ignore[operator]
     except HfHubHTTPError as error:
         raise _fail(f"the Hub refused the upload: {str(error).splitlines()[0]}") from None
+    except httpx2.TransportError as error:  # the network failed after the reachability check
+        raise _fail(f"lost the connection to the Hub ({error}); run again") from None
     except (ValueError, OSError) as error:
-        raise _fail(str(error)) from None
+        raise _fail(" ".join(str(error).split())) from None
 
 
 @app.command()

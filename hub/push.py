@@ -66,8 +66,13 @@ def render_card(
     deviations: str = "",
     evaluation: str = NO_EVALUATION,
 ) -> str:
-    """Fill ``hub/model_card.md``; every ``$field`` must be given (a missing one raises)."""
+    """Fill ``hub/model_card.md``; every ``$field`` must be given (a missing one raises).
+
+    ``decoder_licence`` completes the Licences list every adain card shares
+    (:func:`adain.weights.card.licences`).
+    """
     import adain
+    from adain.weights.card import licences
 
     return Template(TEMPLATE.read_text(encoding="utf-8")).substitute(
         title=title,
@@ -79,7 +84,7 @@ def render_card(
         training=training,
         deviations=deviations,
         evaluation=evaluation,
-        decoder_licence=decoder_licence,
+        licences=licences(decoder_licence),
         adain_version=adain.__version__,
         git_commit=git_commit(),
     )
@@ -154,9 +159,17 @@ def upload(
     message: str = "Upload AdaIN model",
     token: str | None = None,
 ) -> str:
-    """Create the repo (and branch) if needed, commit the folder in one commit, tag it."""
+    """Create the repo (and branch) if needed, commit the folder in one commit, tag it.
+
+    Raises:
+        OSError: the Hub cannot be reached (checked once, before any upload request).
+    """
     from huggingface_hub import HfApi
 
+    from adain.weights.hub import hub_unreachable
+
+    if (reason := hub_unreachable()) is not None:
+        raise OSError(f"cannot push to {repo_id}: the Hub cannot be reached ({reason})")
     api = HfApi(token=token)  # reads the endpoint now, so HF_ENDPOINT and tests apply
     api.create_repo(repo_id, private=private, exist_ok=True)
     if branch != "main":
@@ -187,6 +200,8 @@ def push(
 
     ``evaluation`` is Markdown for the card's Evaluation section (measured figures only).
     """
+    from adain.weights.card import UNRECORDED_DECODER
+
     model, train_config = load_source(source, encoder)
     if train_config:
         training = "Trained with `python -m train`; resolved config:\n\n```json\n"
@@ -200,7 +215,7 @@ def push(
         "decoder_licence": (
             "trained by the uploader with adain's train/ (MIT code)."
             if train_config
-            else "as stated by whoever trained it (see Provenance); the adain code is MIT."
+            else UNRECORDED_DECODER
         ),
     }
     if evaluation:
@@ -224,29 +239,15 @@ def publish_original(
 ) -> PushResult:
     """Convert the original release files and publish them with their provenance."""
     from adain.model import AdaIN
-    from adain.weights.download import sha256_file
+    from adain.weights import card
 
     model = AdaIN.from_original(vgg, decoder)
-    rows = "\n".join(
-        f"| `{Path(p).name}` | `{sha256_file(p)}` |" for p in (vgg, decoder)
-    )  # fmt: skip
     fields = {
         "title": "VGG-19 encoder + original decoder (converted release weights)",
-        "provenance": (
-            "Converted with `adain.weights.convert` (explicit index -> name key map, "
-            "shape-checked) from the original release files, as published with "
-            "pytorch-AdaIN v0.0.0 (https://github.com/naoto0804/pytorch-AdaIN/releases/tag/v0.0.0):\n\n"
-            "| source file | sha256 |\n|---|---|\n" + rows
-        ),
-        "training": (
-            "Trained by Huang & Belongie with the Lua release (AdaIN-style): MS-COCO content, "
-            "WikiArt style, 512 px shorter side, random 256 crops, batch 8, Adam 1e-4; "
-            "`decoder.t7` converted to `decoder.pth` by pytorch-AdaIN. Not retrained here."
-        ),
-        "decoder_licence": "trained and released by Huang & Belongie with AdaIN-style (MIT), "
-        "converted to PyTorch by pytorch-AdaIN (MIT).",
-        "deviations": "- The decoder was trained with the Lua statistics (biased variance); it is "
-        "run here with pytorch-AdaIN's, as in that port.",
+        "provenance": card.original_provenance(card.file_sources(vgg, decoder)),
+        "training": card.ORIGINAL_TRAINING,
+        "decoder_licence": card.RELEASED_DECODER,
+        "deviations": card.ORIGINAL_DEVIATIONS,
     }
     if evaluation:
         fields["evaluation"] = evaluation

@@ -6,6 +6,7 @@ a few run the real ``python -m adain`` in a subprocess (each pays the torch impo
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import subprocess
@@ -499,3 +500,123 @@ def test_bad_tiling_options(work, option, value, message):
     result = invoke("stylize", "c/a.png", "-s", "s/x.png", "-o", "o.png", option, value)
     assert result.exit_code == 1 and message in result.output
     assert not Path("o.png").exists()
+
+
+# Help as a user reads it ----------------------------------------------------------------------
+
+COMMANDS = ("stylize", "interpolate", "style-encode", "info", "convert", "gatys", "compare")
+
+
+def _command(name: str):
+    import typer
+
+    return typer.main.get_command(app).commands[name]
+
+
+@pytest.mark.parametrize("command", ["", *COMMANDS])
+def test_help_fits_80_columns_without_bool_hints_or_cut_options(command):
+    result = runner.invoke(app, [*command.split(), "--help"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    assert "…" not in text, text
+    # Only typer's own --help keeps a `<bool>` hint (replacing it would drop the "Try ... --help"
+    # line under usage errors).
+    hints = [line.split()[1] for line in text.splitlines() if "<bool>" in line]
+    assert hints == ["--help"], text
+    assert max(len(line) for line in text.splitlines()) <= 80, text
+    params = _command(command).params if command else []
+    for param in params:
+        for name in (n for n in param.opts if n.startswith("-")):
+            assert name in text, f"{name} is cut or missing in `adain {command} --help`"
+    assert "--no-" not in text  # switches are one flag each, not --x/--no-x pairs
+
+
+def _help_text(command: str, option: str) -> str:
+    (param,) = [p for p in _command(command).params if p.name == option]
+    return " ".join(param.help.split())
+
+
+def test_help_states_the_dataclass_defaults():
+    import dataclasses
+
+    from adain.batch import BatchConfig
+    from adain.sheet import SweepConfig
+
+    batch = {f.name: f.default for f in dataclasses.fields(BatchConfig)}
+    sweep = {f.name: f.default for f in dataclasses.fields(SweepConfig)}
+    assert f"(default {batch['alpha']:g})" in _help_text("stylize", "alpha")
+    assert batch["ext"] == ".png" and "(default png)" in _help_text("stylize", "ext")
+    for command in ("stylize", "interpolate"):
+        assert batch["quality"] is None and "(default: Pillow's" in _help_text(command, "quality")
+        assert "(default: off)" in _help_text(command, "preserve_color")
+    for option in ("content_size", "style_size"):  # None keeps the size
+        assert batch[option] is None and sweep[option] is None
+        assert "(default 0: keep)" in _help_text("stylize", option)
+    assert batch["max_size"] is None and "(default 0: no cap)" in _help_text("stylize", "max_size")
+    assert f"(default {sweep['max_size']};" in _help_text("interpolate", "max_size")
+    assert f"(default {sweep['steps']})" in _help_text("interpolate", "steps")
+    assert f"(default {sweep['cell_size']})" in _help_text("interpolate", "cell_size")
+    alphas = " ".join(f"{a:g}".removeprefix("0") or "0" for a in sweep["alphas"])
+    assert f"default {alphas})" in _help_text("interpolate", "alpha")
+    base_channels = inspect.signature(adain.model.AdaIN).parameters["base_channels"].default
+    assert f"(default {base_channels}," in _help_text("convert", "base_channels")
+
+
+@pytest.mark.parametrize("command", ["stylize", "interpolate", "style-encode", "gatys", "compare"])
+def test_commands_that_load_a_model_take_the_same_model_options(command):
+    import adain.cli.common as common
+
+    params = {p.name: p for p in _command(command).params}
+    for name, shared in (("model", common.Model), ("revision", common.Revision),
+                         ("device", common.Device)):  # fmt: skip
+        assert name in params, f"adain {command} lacks --{name}"
+        assert params[name].help == shared.__metadata__[0].help
+
+
+# convert --random: try everything offline ------------------------------------------------------
+
+
+def test_convert_random_then_stylize_offline(work, monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    result = invoke("convert", "--random", "-o", "rnd", "--base-channels", 8)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "rnd\n"
+    assert result.stderr == (
+        "warning: random weights: outputs are noise, for trying the tools offline\n"
+    )
+    card = (work / "rnd" / "README.md").read_text()
+    assert "random weights: outputs are noise, for trying the tools offline" in card.lower()
+    assert json.loads((work / "rnd" / "config.json").read_text())["base_channels"] == 8
+    # The same seed gives the same weights; another seed other weights.
+    assert invoke("convert", "--random", "-o", "again", "--base-channels", 8).exit_code == 0
+    assert (
+        invoke("convert", "--random", "-o", "s1", "--base-channels", 8, "--seed", 1).exit_code == 0
+    )
+    weights = {n: (work / n / "model.safetensors").read_bytes() for n in ("rnd", "again", "s1")}
+    assert weights["rnd"] == weights["again"] != weights["s1"]
+
+    content, style = ROOT / "examples/content/astronaut.jpg", ROOT / "examples/style/waves.jpg"
+    result = invoke("stylize", content, "-s", style, "-o", "out.png", "--model", "rnd")
+    assert result.exit_code == 0, result.output
+    out = pixels(work / "out.png").float()
+    assert out.shape == (256, 256, 3)
+    assert out.std() > 10  # He init: noise, but not a flat image
+    assert invoke("info", "rnd", "--json").exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "give VGG_FILE and DECODER_FILE"),
+        (["vgg.pth"], "give VGG_FILE and DECODER_FILE"),
+        (["vgg.pth", "decoder.pth", "--random"], "--random takes no VGG_FILE or DECODER_FILE"),
+        (["--base-channels", "8"], "--base-channels and --seed go with --random"),
+    ],
+)
+def test_convert_without_files_or_random_is_one_line(work, args, message):
+    result = invoke("convert", *args, "-o", "folder")
+    assert result.exit_code == 1
+    assert message in one_error_line(result)
+    assert not (work / "folder").exists()

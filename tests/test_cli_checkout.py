@@ -76,6 +76,19 @@ def test_arguments_and_exit_codes_pass_through():
     assert Path(sys.modules["train"].__file__).parent == ROOT / "train"
 
 
+def test_hub_commands_say_they_publish_and_show_their_help():
+    result = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "120"})
+    assert result.exit_code == 0, result.output
+    lines = {line.split()[1]: line for line in result.stdout.splitlines() if len(line.split()) > 2}
+    for command in ("push", "publish-original"):
+        assert "Publish" in lines[command] and "to the Hub" in lines[command], lines[command]
+        assert "(maintainers)" in lines[command]
+    assert "Publishing to the Hugging Face Hub (maintainers" in result.stdout
+    result = CliRunner().invoke(app, ["push", "--help"])
+    assert result.exit_code == 0, result.output
+    assert "push [OPTIONS]" in result.output and "--repo-id" in result.output
+
+
 def test_wheel_without_train_says_what_to_do(tmp_path):
     # The wheel ships adain/ alone: copy just the package somewhere else.
     shutil.copytree(ROOT / "adain", tmp_path / "site" / "adain",

@@ -203,3 +203,52 @@ def test_save_original_writes_a_loadable_folder(tmp_path):
         _assert_close(model(content, style), style_transfer(vgg, dec, content, style), atol=1e-5)
     with pytest.raises(ValueError, match="already exists"):
         save_original(vgg_path, dec_path, folder)
+
+
+def test_every_card_carries_the_licences_and_provenance(tmp_path, tiny_model):
+    """save_pretrained, `adain convert`, the converted folder of the loading fallbacks and the
+    published card (hub/) all carry the one Licences list of adain.weights.card."""
+    from typer.testing import CliRunner
+
+    from adain.cli import app
+    from adain.weights.card import RELEASED_DECODER, UNRECORDED_DECODER, licences
+    from adain.weights.download import sha256_file
+    from hub.push import render_card
+
+    vgg_path, dec_path, _, _ = _save_original(tmp_path, width=8)
+    shas = [sha256_file(vgg_path), sha256_file(dec_path)]
+    tiny_model.save_pretrained(tmp_path / "saved")
+    result = CliRunner().invoke(
+        app, ["convert", str(vgg_path), str(dec_path), "-o", str(tmp_path / "cli")]
+    )
+    assert result.exit_code == 0, result.output
+    save_original(vgg_path, dec_path, tmp_path / "fallback")
+    published = render_card(
+        {"base_channels": 8}, "org/x", "0" * 64, title="t", provenance="p", training="t",
+        decoder_licence=RELEASED_DECODER,
+    )  # fmt: skip
+    cards = {name: (tmp_path / name / "README.md").read_text() for name in ("cli", "fallback")}
+    for name, card in cards.items():
+        assert card.startswith("---\nlibrary_name: adain\n"), name
+        assert licences(RELEASED_DECODER) in card, name
+        for file, sha in zip(("vgg_normalised.pth", "decoder.pth"), shas, strict=True):
+            assert f"| `{file}` | `{sha}` |" in card, name  # provenance: sources and sha256
+    assert licences(UNRECORDED_DECODER) in (tmp_path / "saved" / "README.md").read_text()
+    assert licences(RELEASED_DECODER) in published
+
+
+def test_licence_text_has_one_source():
+    """The licence wording lives in adain/weights/card.py only; card writers import it."""
+    root = Path(__file__).parent.parent
+    writers = [
+        "adain/model.py",
+        "adain/weights/convert.py",
+        "adain/weights/download.py",
+        "adain/weights/hub.py",
+        "adain/cli/models.py",
+        "hub/push.py",
+        "hub/model_card.md",
+    ]
+    for path in writers:
+        text = (root / path).read_text(encoding="utf-8")
+        assert "Simonyan" not in text and "CC BY" not in text, path

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
+import adain.model
 from adain.cli import app
 from adain.compare import compare, evaluate_losses, warm_start_saving
 from adain.functional import gram_matrix
@@ -174,7 +176,12 @@ def test_rejects_images_that_are_too_small(tiny_model):
 def test_compare_returns_a_figure_and_json_able_numbers(tiny_model):
     content, style = smooth_image(1, 32, 32), smooth_image(2, 32, 32)
     config = GatysConfig.gatys2016(init="content")
-    figure, report = compare(content, style, tiny_model, (0.5, 1.0), (1, 3), config, tile=64)
+    steps_seen: list[int] = []
+    figure, report = compare(
+        content, style, tiny_model, (0.5, 1.0), (1, 3), config, tile=64,
+        callback=lambda step, losses, image: steps_seen.append(step),
+    )  # fmt: skip
+    assert steps_seen == [1, 2, 3]  # every iteration of the run, for progress (not the warm-up)
     json.dumps(report)
     assert [r["alpha"] for r in report["adain"]] == [0.5, 1.0]
     assert [r["steps"] for r in report["gatys"]] == [1, 3]
@@ -256,3 +263,97 @@ def test_cli_compare_rejects_bad_step_list(image_files, tmp_path):
     args = ["compare", *map(str, image_files), "-o", str(tmp_path / "f.png"), "--steps", "a"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2 and "comma-separated numbers" in result.output
+
+
+def gatys_args(image_files, out: Path, model_dir: Path, *extra: object) -> list[str]:
+    return ["gatys", *map(str, image_files), "-o", str(out), "--model", str(model_dir),
+            "--init", "content", *map(str, extra)]  # fmt: skip
+
+
+def test_cli_gatys_image_size_is_exact_and_never_enlarges_by_default(tiny_model_dir, tmp_path):
+    # 600x399 came out 65x43 at --image-size 64 (and 511x340 at 512) before.
+    files = tmp_path / "wide.png", tmp_path / "style.png"
+    save_image(smooth_image(1, 399, 600), files[0])
+    save_image(smooth_image(2, 32, 32), files[1])
+    out = tmp_path / "o.png"
+    runs = [
+        ((files[0], files[1]), ["--image-size", 64], (64, 43)),
+        ((files[1], files[1]), [], (32, 32)),  # default 512: a smaller image is kept
+        ((files[1], files[1]), ["--image-size", 64], (32, 32)),
+        ((files[1], files[1]), ["--image-size", 64, "--upscale"], (64, 64)),
+    ]
+    for inputs, extra, size in runs:
+        args = gatys_args(inputs, out, tiny_model_dir, "--steps", 1, *extra)
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+        with Image.open(out) as written:
+            assert written.size == size, (extra, written.size)
+
+
+def test_cli_gatys_and_compare_show_progress_on_a_terminal(tiny_model_dir, image_files, tmp_path):
+    out = tmp_path / "o.png"
+    args = gatys_args(image_files, out, tiny_model_dir, "--steps", 2, "--print-every", 1)
+    # A terminal (rich honours TTY_COMPATIBLE=1): a bar with the iteration, loss and ETA, and
+    # the loss lines; stdout keeps the output path alone.
+    result = CliRunner().invoke(app, args, env={"TTY_COMPATIBLE": "1"})
+    assert result.exit_code == 0, result.output
+    assert "it 2/2" in result.stderr and "loss " in result.stderr and "ETA" in result.stderr
+    assert "step 2/2 total" in result.stderr and result.stdout == f"{out}\n"
+    # Not a terminal: the loss lines only, no bar.
+    result = CliRunner().invoke(app, args, env={"TTY_COMPATIBLE": "0"})
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines()[0].startswith("step 1/2 total ")
+    assert "it 2/2" not in result.stderr and "ETA" not in result.stderr
+    # --quiet: nothing at all, even on a terminal.
+    result = CliRunner().invoke(app, [*args, "-q"], env={"TTY_COMPATIBLE": "1"})
+    assert result.exit_code == 0 and result.stdout == "" and result.stderr == ""
+    args = ["compare", *map(str, image_files), "-o", str(tmp_path / "c.png"), "--alphas", "1",
+            "--steps", "1,2", "--image-size", "24", "--model", str(tiny_model_dir)]  # fmt: skip
+    result = CliRunner().invoke(app, args, env={"TTY_COMPATIBLE": "1"})
+    assert result.exit_code == 0, result.output
+    assert "it 2/2" in result.stderr and "ETA" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["gatys", "compare"])
+def test_cli_gatys_and_compare_take_the_common_model_options(
+    command, image_files, tmp_path, tiny_model, monkeypatch
+):
+    calls = []
+
+    def load_model(model=None, revision=None, device=None):
+        calls.append((model, revision))
+        return tiny_model
+
+    monkeypatch.setattr(adain.model, "load_model", load_model)
+    args = [command, *map(str, image_files), "-o", str(tmp_path / "o.png"), "--model", "org/x",
+            "--revision", "v1", "--device", "cpu", "--steps", "1", "-q"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert calls == [("org/x", "v1")]
+
+
+def _help(command: str) -> dict[str, str]:
+    """Option name -> its help text, whitespace folded."""
+    import typer
+
+    params = typer.main.get_command(app).commands[command].params
+    return {p.name: " ".join((p.help or "").split()) for p in params}
+
+
+def test_cli_gatys_help_states_the_presets_defaults_and_the_measured_speed():
+    paper, lua = GatysConfig.gatys2016(), GatysConfig.neural_style()
+    texts = _help("gatys")
+    assert f"default {paper.steps:g}; neural_style {lua.steps:g}" in texts["steps"]
+    assert f"default {paper.init}" in texts["init"]
+    assert f"default {paper.optimizer}" in texts["optimizer"]
+    for name in ("content_weight", "style_weight", "tv_weight"):
+        expected = f"default {getattr(paper, name):g}; neural_style {getattr(lua, name):g}"
+        assert expected in texts[name], name
+    assert f"default {paper.pooling}; neural_style {lua.pooling}" in texts["pooling"]
+    assert f"default {paper.image_size}" in texts["image_size"]
+    assert f"default {paper.seed}" in texts["seed"]
+    assert lua.image_size == paper.image_size and lua.init == paper.init
+    # The docstring quotes `python -m benchmarks gatys --sizes 256 --iterations 3` on 2 cores.
+    result = CliRunner().invoke(app, ["gatys", "--help"], env={"COLUMNS": "200"})
+    speed = re.search(r"about ([0-9.]+) s per iteration at 256 px on a 2-core CPU", result.stdout)
+    assert speed is not None and 0.1 < float(speed.group(1)) < 2.0, result.stdout

@@ -14,8 +14,10 @@ environment variables to prove that path too. Nothing here touches any address b
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -23,16 +25,29 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_model
+from conftest import make_model, smooth_image
 from original_layout import seeded_original, style_transfer
 
+from adain.image import save_image
 from adain.model import AdaIN, load_model
+from adain.weights.card import RELEASED_DECODER, UNRECORDED_DECODER, licences
+from adain.weights.download import DEFAULT_ORIGINAL_URLS
 from adain.weights.hub import DEFAULT_REPO_ID
 
 
 @pytest.fixture
 def hub(stand_in_hub):
     return stand_in_hub
+
+
+def _from_pretrained(model: str | None = None, revision: str | None = None) -> AdaIN:
+    return AdaIN.from_pretrained(model or DEFAULT_REPO_ID, revision=revision)
+
+
+# The README's first line and the function every command calls resolve the same way.
+LOADERS = pytest.mark.parametrize(
+    "load", [load_model, _from_pretrained], ids=["load_model", "from_pretrained"]
+)
 
 
 def _files(model: AdaIN, tmp_path: Path, name: str) -> dict[str, bytes]:
@@ -67,16 +82,19 @@ def test_from_pretrained_downloads_and_loads_through_redirect(hub, tmp_path, tin
     assert any(path.endswith("/resolve/main/model.safetensors") for _, path, _ in hub.requests)
 
 
-def test_revisions_by_branch_tag_and_sha(hub, tmp_path):
-    first, second, third = make_model(1), make_model(2), make_model(3)
+@LOADERS
+def test_revisions_by_branch_tag_and_sha(hub, tmp_path, load):
+    first, second, third = make_model(1), make_model(2), make_model(3, depth="relu4_1")
     sha1 = hub.commit("org/tiny", _files(first, tmp_path, "a"))
     hub.tag("org/tiny", "v1")
     hub.commit("org/tiny", _files(second, tmp_path, "b"))
     hub.commit("org/tiny", _files(third, tmp_path, "c"), branch="dev")
-    assert _same_weights(load_model("org/tiny"), second)
-    assert _same_weights(load_model("org/tiny", revision="v1"), first)
-    assert _same_weights(load_model("org/tiny", revision=sha1), first)
-    assert _same_weights(load_model("org/tiny", revision="dev"), third)
+    assert _same_weights(load("org/tiny"), second)
+    assert _same_weights(load("org/tiny", revision="v1"), first)
+    assert _same_weights(load("org/tiny", revision=sha1), first)
+    # The model is built from the config.json of the revision resolved, not of main.
+    dev = load("org/tiny", revision="dev")
+    assert _same_weights(dev, third) and dev.encoder.depth == "relu4_1"
 
 
 @pytest.mark.parametrize(
@@ -88,11 +106,12 @@ def test_revisions_by_branch_tag_and_sha(hub, tmp_path):
         ("not a repo id", None, "not a repo id is neither an existing folder nor a Hub repository"),
     ],
 )
-def test_not_found_messages(hub, tmp_path, tiny_model, model, revision, message):
+@LOADERS
+def test_not_found_messages(hub, tmp_path, tiny_model, model, revision, message, load):
     hub.commit("org/tiny", _files(tiny_model, tmp_path, "m"))
     hub.commit("org/readme-only", {"README.md": b"# nothing here\n"})
     with pytest.raises(ValueError, match="^" + re.escape(message)):
-        load_model(model, revision=revision)
+        load(model, revision=revision)
 
 
 def test_cached_model_loads_after_server_stops_and_offline(hub, tmp_path, tiny_model, monkeypatch):
@@ -145,6 +164,7 @@ def test_push_then_from_pretrained_gives_identical_outputs(
     assert hashlib.sha256(files["model.safetensors"]).hexdigest() == result.sha256
     card = files["README.md"].decode()
     assert "library_name: adain" in card and "pipeline_tag: image-to-image" in card
+    assert licences(UNRECORDED_DECODER) in card
     assert result.sha256 in card and "$" not in card.split("```bibtex")[0].replace("$ADAIN", "")
     loaded = AdaIN.from_pretrained("org/pushed", revision="v1")
     with torch.no_grad():
@@ -200,9 +220,12 @@ def _serve_originals(hub, monkeypatch, sha: dict[str, str] | None = None):
     return networks
 
 
-def test_default_falls_back_to_the_original_release_files(hub, monkeypatch, capsys, content, style):
+@LOADERS
+def test_default_falls_back_to_the_original_release_files(
+    hub, monkeypatch, capsys, content, style, load
+):
     vgg, dec = _serve_originals(hub, monkeypatch)
-    model = load_model()  # the default repo answers 404 on the stand-in, as on the real Hub
+    model = load()  # the default repo answers 404 on the stand-in, as on the real Hub
     notice = capsys.readouterr().err.strip().splitlines()[-1]
     assert notice.startswith("adain: the default Hub model is not published yet")
     with torch.no_grad():
@@ -210,13 +233,14 @@ def test_default_falls_back_to_the_original_release_files(hub, monkeypatch, caps
         torch.testing.assert_close(model(content, style), expected, rtol=1e-4, atol=1e-4)
     downloads = sum(path.startswith("/files/") for _, path, _ in hub.requests)
     assert downloads == 2
-    load_model()  # cached: no second download
+    load()  # cached: no second download
     assert sum(path.startswith("/files/") for _, path, _ in hub.requests) == downloads
     from huggingface_hub import constants
 
     hub.stop()
+    assert _same_weights(load(), model)  # no network: the converted copy, at once
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    assert _same_weights(load_model(), model)
+    assert _same_weights(load(), model)
 
 
 def test_original_sha_mismatch_is_refused(hub, monkeypatch, tmp_path):
@@ -238,21 +262,28 @@ def test_failed_fallback_download_names_the_ways_out(hub, monkeypatch, tmp_path)
     assert not list((tmp_path / "adain-cache").rglob("*.*"))
 
 
+@LOADERS
 @pytest.mark.parametrize("repo_type", ["model", "space"])
 def test_original_files_in_a_hub_repo_convert_on_the_fly(
-    hub, monkeypatch, repo_type, content, style
+    hub, monkeypatch, repo_type, content, style, load
 ):
     files, (vgg, dec) = _original_files()
     hub.commit("someone/adain-files", files, repo_type=repo_type)
     model_id = "someone/adain-files" if repo_type == "model" else "spaces/someone/adain-files"
-    model = load_model(model_id)
+    model = load(model_id)
     with torch.no_grad():
         expected = style_transfer(vgg, dec, content, style)
         torch.testing.assert_close(model(content, style), expected, rtol=1e-4, atol=1e-4)
     from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    assert _same_weights(load_model(model_id), model)  # the converted folder is cached
+    assert _same_weights(load(model_id), model)  # the converted folder is cached
+    (folder,) = (Path(os.environ["ADAIN_CACHE"]) / "hub").glob("*/*")
+    card = (folder / "README.md").read_text(encoding="utf-8")
+    assert licences(RELEASED_DECODER) in card
+    for data in files.values():  # provenance: each file's Hub URL at its commit, and sha256
+        assert hashlib.sha256(data).hexdigest() in card
+    assert f"/resolve/{folder.name}/vgg_normalised.pth" in card
 
 
 def test_manifest_matches_the_pinned_default():
@@ -305,6 +336,7 @@ def test_cli_push_checkpoint_and_publish_original(hub, tmp_path, tiny_model, tin
     card = repo.commits[repo.tags["v1"]]["README.md"].decode()
     for data in files.values():
         assert hashlib.sha256(data).hexdigest() in card  # provenance: the source files' sha256
+    assert licences(RELEASED_DECODER) in card
     assert _same_weights(load_model("org/orig", revision="v1"), AdaIN.from_original(vgg, dec))
 
     result = runner.invoke(app, ["push", str(tmp_path / "nope"), "--repo-id", "org/x"])
@@ -337,27 +369,118 @@ def test_fallback_folder_is_what_save_pretrained_writes(hub, monkeypatch, tmp_pa
     assert all(torch.equal(converted[k], saved[k]) for k in saved)
     assert _same_weights(AdaIN.from_pretrained(str(folder)), reference)
     card = (folder / "README.md").read_text(encoding="utf-8")
-    assert "library_name: adain" in card and "CC BY 4.0" in card
+    assert "library_name: adain" in card and licences(RELEASED_DECODER) in card
+    provenance = json.loads((folder / "provenance.json").read_text())
+    for entry in provenance.values():  # the card names each URL with its sha256
+        assert f"| `{entry['url']}` | `{entry['sha256']}` |" in card
 
 
-def test_download_weights_checks_the_content(hub, tmp_path, tiny_model):
-    from safetensors.torch import load_file
-
-    from adain.weights.hub import download_weights
-
+def test_from_pretrained_passes_the_download_options(hub, tmp_path, tiny_model):
     files = _files(tiny_model, tmp_path, "m")
     hub.commit("org/tiny", files)
-    blob = hashlib.sha256(files["model.safetensors"]).hexdigest()
-    options = {"cache_dir": None, "force_download": False, "token": None}
-    hub.faults[blob] = "corrupt"
-    with pytest.raises(ValueError, match="corrupted download was removed"):
-        download_weights("org/tiny", None, local_files_only=False, **options)
-    del hub.faults[blob]
-    path = download_weights("org/tiny", None, local_files_only=False, **options)
-    assert Path(path).read_bytes() == files["model.safetensors"]
-    assert load_file(path).keys() == tiny_model.state_dict().keys()
+    cache = tmp_path / "own-cache"
+    loaded = AdaIN.from_pretrained("org/tiny", cache_dir=cache)
+    assert _same_weights(loaded, tiny_model)
+    assert loaded._hub_mixin_config == json.loads(files["config.json"])  # the folder's config
+    (weights,) = cache.glob("models--org--tiny/snapshots/*/model.safetensors")
+    assert weights.read_bytes() == files["model.safetensors"]
+    hub.requests.clear()
+    again = AdaIN.from_pretrained("org/tiny", cache_dir=cache, local_files_only=True)
+    assert _same_weights(again, tiny_model) and hub.requests == []  # not even the probe
+    with pytest.raises(ValueError, match=r"\(local_files_only=True\)"):
+        AdaIN.from_pretrained("org/tiny", local_files_only=True)  # not in the default cache
+    AdaIN.from_pretrained("org/tiny", cache_dir=cache, force_download=True)
+    assert sum(path.startswith("/blobs/") for _, path, _ in hub.requests) == 1  # fetched again
+
+
+# Without a network -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_network(monkeypatch, tmp_path) -> list[tuple]:
+    """A machine without a network: every TCP connection is refused, and recorded.
+
+    The Hub endpoint is the closed loopback port conftest sets; the attempts are counted at
+    ``socket.create_connection``, which both huggingface_hub's client and urllib go through.
+    """
+    from huggingface_hub import constants
+
+    endpoint = "http://127.0.0.1:9"
+    monkeypatch.setattr(constants, "ENDPOINT", endpoint)
+    template = f"{endpoint}/{{repo_id}}/resolve/{{revision}}/{{filename}}"
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", template)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    return _refuse_connections(monkeypatch)
+
+
+def _refuse_connections(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
+    attempts: list[tuple] = []
+
+    def refuse(address: tuple, *args: object, **kwargs: object) -> socket.socket:
+        attempts.append(address)
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    return attempts
+
+
+def _offline_message_parts(model_id: str) -> list[str]:
+    parts = [*DEFAULT_ORIGINAL_URLS, "adain convert vgg_normalised.pth decoder.pth -o DIR"]
+    parts += ["--model DIR", "hf cache ls", "Connection refused"]
+    return parts + (["ADAIN_ORIGINAL_URLS"] if model_id == DEFAULT_REPO_ID else [])
+
+
+@LOADERS
+@pytest.mark.parametrize("model_id", [DEFAULT_REPO_ID, "org/other"])
+def test_no_network_fails_at_once_in_one_line(no_network, capfd, load, model_id):
+    with pytest.raises(ValueError) as error:
+        load(model_id)
+    message = str(error.value)
+    assert "\n" not in message and message.startswith(f"{model_id}@main is not in the local cache")
+    for part in _offline_message_parts(model_id):
+        assert part in message, part
+    assert no_network == [("127.0.0.1", 9)]  # one probe: no retries, no release-file download
+    assert capfd.readouterr().err == ""  # no retry warnings
+
+
+def test_no_network_loads_a_cached_model_without_retrying(hub, tmp_path, tiny_model, monkeypatch):
+    from huggingface_hub import constants
+
+    hub.commit("org/tiny", _files(tiny_model, tmp_path, "m"))
+    cache = constants.HF_HUB_CACHE
+    load_model("org/tiny")
     hub.stop()
-    assert download_weights("org/tiny", None, local_files_only=True, **options) == path
+    attempts = _refuse_connections(monkeypatch)
+    assert _same_weights(AdaIN.from_pretrained("org/tiny"), tiny_model)
+    assert len(attempts) == 1 and constants.HF_HUB_CACHE == cache
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(ValueError, match=r"\(HF_HUB_OFFLINE=1\)"):
+        AdaIN.from_pretrained("org/other")
+    assert len(attempts) == 1  # HF_HUB_OFFLINE: not even the probe
+
+
+def test_no_network_commands_say_so_in_one_line(no_network, tmp_path, tiny_model_dir):
+    from typer.testing import CliRunner
+
+    from adain.cli import app as adain_app
+    from hub.cli import app as hub_app
+
+    runner = CliRunner()
+    image = tmp_path / "image.png"
+    save_image(smooth_image(1, 32, 32), image)
+    args = ["stylize", str(image), "-s", str(image), "-o", str(tmp_path / "out.png")]
+    for command, app, expected in [
+        ([*args, "--model", "org/x"], adain_app, "org/x@main is not in the local cache"),
+        (["push", str(tiny_model_dir), "--repo-id", "org/x"], hub_app, "cannot push to org/x"),
+    ]:
+        del no_network[:]
+        result = runner.invoke(app, command)
+        lines = result.stderr.strip().splitlines()
+        assert result.exit_code == 1 and len(lines) == 1, result.stderr
+        assert lines[0].startswith(f"error: {expected}") and "Connection refused" in lines[0]
+        assert no_network == [("127.0.0.1", 9)]
+    assert not (tmp_path / "out.png").exists()
 
 
 class _Saver:
@@ -385,7 +508,7 @@ def test_save_model_dir_is_duck_typed_and_atomic(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no staging folder left behind
 
 
-@pytest.mark.parametrize("module", ["hub", "download", "convert", "info", "folder"])
+@pytest.mark.parametrize("module", ["hub", "download", "convert", "info", "folder", "card"])
 def test_weights_never_import_the_model(module):
     """adain.weights sits below the model: a fresh import leaves adain.model (and, but for the
     conversion, torch) out of sys.modules."""

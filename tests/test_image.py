@@ -11,6 +11,7 @@ from adain.image import (
     ImageError,
     limit_size,
     load_image,
+    resize_longer,
     resize_shorter,
     save_image,
     to_pil,
@@ -110,6 +111,23 @@ def test_resize_helpers_keep_aspect():
     assert resize_shorter(image, None) is image
     assert limit_size(image, 20).size == (20, 10)
     assert limit_size(image, 100) is image
+
+
+def test_resize_longer_is_exact_and_never_enlarges_unless_asked():
+    # 600x399 came out 511x340 at 512 and 65x43 at 64 when the longer side was derived from a
+    # rounded shorter side; the longer side is now set, the shorter one rounded once.
+    image = _gradient(600, 399)
+    assert resize_longer(image, 512).size == (512, 340)
+    assert resize_longer(image, 64).size == (64, 43)
+    assert resize_longer(_gradient(399, 600), 64).size == (43, 64)  # portrait: height is set
+    assert limit_size(image, 64).size == (64, 43)
+    for size in (16, 100, 333, 511, 599):  # every target, not just the ones above
+        assert max(resize_longer(image, size).size) == size
+    small = _gradient(40, 30)
+    assert resize_longer(small, 64) is small and limit_size(small, 64) is small
+    assert resize_longer(small, 64, upscale=True).size == (64, 48)
+    assert resize_longer(small, 0, upscale=True) is small
+    assert resize_longer(small, None) is small
 
 
 def test_save_is_atomic_and_leaves_no_temp_files(tmp_path, monkeypatch):

@@ -8,21 +8,33 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import pytest
 import torch
+from click.testing import Result
 from conftest import TINY_WIDTH, make_model, smooth_image
 from original_layout import seeded_original
 from typer.testing import CliRunner
 
 from adain.image import save_image, to_pil
-from train.config import TrainConfig, load_toml, override, parse_set, to_toml
+from train.config import (
+    RESUME_MAY_CHANGE,
+    ResumeError,
+    TrainConfig,
+    load_toml,
+    override,
+    parse_set,
+    resumed,
+    to_toml,
+    toml_value,
+)
 from train.data import ImageSource, StepSampler, list_items
 from train.loop import compute_losses, fit, load_checkpoint, lr_at
 
@@ -276,10 +288,15 @@ def test_smoke_run_end_to_end_loss_falls_and_export_loads(tmp_path: Path, data: 
         out = model(content[:1], style[:1])
     assert out.shape == (1, 3, 32, 32) and torch.isfinite(out).all()
 
-    # Resume equivalence: STEPS/2 steps, then --resume latest to STEPS == STEPS in one go.
-    half = tmp_path / "half"
-    fit(_config(data, half, max_steps=STEPS // 2))
-    resumed = load_checkpoint(fit(_config(data, half, resume="latest")))
+    # Resume equivalence: STEPS/2 steps, then --resume latest to STEPS == STEPS in one go. The
+    # encoder folder is gone by then: a resumed run takes its loss network from the checkpoint.
+    half, encoder = tmp_path / "half", tmp_path / "encoder-copy"
+    shutil.copytree(data["encoder"], encoder)
+    fit(_config(data, half, max_steps=STEPS // 2, encoder=str(encoder)))
+    shutil.rmtree(encoder)
+    with pytest.raises(ResumeError, match=r"^lr 0.001 differs from the run's lr 0.002 \("):
+        fit(_config(data, half, resume="latest", encoder=str(encoder), lr=1e-3))
+    resumed = load_checkpoint(fit(_config(data, half, resume="latest", encoder=str(encoder))))
     for part in ("decoder", "encoder"):
         for key, value in state[part].items():
             assert torch.equal(resumed[part][key], value), f"{part}.{key} differs after resume"
@@ -288,6 +305,127 @@ def test_smoke_run_end_to_end_loss_falls_and_export_loads(tmp_path: Path, data: 
             assert torch.equal(resumed["optimizer"]["state"][index][name], value), name
     assert resumed["scheduler"] == state["scheduler"] and resumed["step"] == STEPS
     assert resumed["losses"] == state["losses"]
+
+
+def _different(value: object) -> object:
+    """A value of the same type as ``value`` that is not equal to it."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int | float):
+        return value * 2 + 1
+    if isinstance(value, str):
+        return value + "x"
+    return [*value, "x"]  # type: ignore[misc]
+
+
+def test_resume_may_change_only_run_length_reporting_and_machine_settings():
+    # The decision, spelt out: how far the run goes, how often it reports, what the machine
+    # can do; never the data, the model, the optimiser, the losses or the seed.
+    assert RESUME_MAY_CHANGE == {
+        "max_steps", "save_every", "log_every", "sample_every", "num_workers",
+        "mixed_precision", "output", "resume",
+    }  # fmt: skip
+    recorded = TrainConfig(content=["photos"], style=["paintings"], resume="latest")
+    for field in fields(TrainConfig):
+        value = _different(getattr(recorded, field.name))
+        given = [(field.name, "--the-option VALUE", value)]
+        if field.name in RESUME_MAY_CHANGE:
+            assert getattr(resumed(recorded, "run/latest.pt", given), field.name) == value
+        else:
+            with pytest.raises(ResumeError) as error:
+                resumed(recorded, "run/latest.pt", given)
+            shown = toml_value(getattr(recorded, field.name))
+            assert str(error.value) == (
+                f"--the-option VALUE differs from the run's {field.name} {shown} "
+                "(run/latest.pt): drop it or start a new --output"
+            )
+    # Agreeing values pass, and the highest-precedence spelling of a key is the one checked.
+    given = [
+        ("lr", "lr = 0.5 in x.toml", 0.5),
+        ("lr", "--lr 0.0001", 1e-4),
+        ("seed", "--seed 0", 0),
+    ]
+    assert resumed(recorded, "run/latest.pt", given) == recorded
+
+
+def _smoke(args: list[str]) -> Result:
+    """``python -m train`` with the README's smoke preset (read from the checkout)."""
+    config = str(REPO / "train" / "configs" / "smoke.toml")
+    return CliRunner().invoke(_app(), ["train", "--config", config, *args])
+
+
+def _readme(args: list[str]) -> Result:
+    """``python -m train ARGS`` in-process (``adain train`` mounts the same app)."""
+    return CliRunner().invoke(_app(), ["train", *args])
+
+
+def test_readme_smoke_line_runs_offline_and_resume_needs_only_the_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    # The README's smoke line, from a folder with my_photos/ and my_paintings/: no --encoder or
+    # --base-channels (smoke.toml picks the tiny random encoder), and the Hub is a closed port.
+    monkeypatch.chdir(tmp_path)
+    for seed in range(4):
+        save_image(smooth_image(seed, 40, 48)[0], Path("my_photos") / f"{seed}.png")
+        save_image(smooth_image(100 + seed, 48, 40)[0], Path("my_paintings") / f"{seed}.png")
+    smoke = ["--content", "my_photos/", "--style", "my_paintings/", "--output", "runs/smoke"]
+    result = _smoke([*smoke, "--max-steps", "2"])
+    assert result.exit_code == 0, result.output
+    run = Path("runs/smoke")
+    state = load_checkpoint(run / "latest.pt")
+    assert state["step"] == 2
+    assert (state["config"]["encoder"], state["config"]["base_channels"]) == ("random", 8)
+    assert (run / "model" / "config.json").is_file()
+
+    # Continue with --output alone (and the one change wanted): the recorded config does the rest.
+    result = _readme(["--output", "runs/smoke", "--resume", "latest", "--set", "max_steps=4"])
+    assert result.exit_code == 0, result.output
+    state = load_checkpoint(run / "latest.pt")
+    assert state["step"] == 4
+    assert state["config"]["content"] == ["my_photos/"] and state["config"]["lr"] == 2e-3
+    assert load_toml(run / "config.toml") == override(TrainConfig(), state["config"])
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2, 3, 4]
+
+    # Options given again that differ from the run: one line naming the option and both values.
+    checkpoint = Path("runs/smoke/latest.pt")
+    paper = REPO / "train" / "configs" / "paper.toml"
+    differing = [  # (options given again, how the error spells them, the run's value)
+        ("--base-channels 64", "--base-channels 64", "base_channels 8"),
+        ("--set lr=1e-3", "--set lr=0.001", "lr 0.002"),
+        ("--content other/", "--content other/", 'content ["my_photos/"]'),
+        (f"--config {paper}", f"load_size = 512 in {paper}", "load_size 48"),
+    ]
+    for options, spelt, recorded in differing:
+        result = _readme(["--output", "runs/smoke", "--resume", "latest", *options.split()])
+        assert result.exit_code == 1, result.output
+        assert result.output == (
+            f"error: {spelt} differs from the run's {recorded} ({checkpoint}): "
+            "drop it or start a new --output\n"
+        )
+    assert load_checkpoint(checkpoint)["step"] == 4  # nothing was trained or rewritten
+    assert load_toml(run / "config.toml").max_steps == 4
+
+    # Agreeing options (the whole smoke line again) and changes the run may take work.
+    again = ["--base-channels", "8", "--max-steps", "5", "--log-every", "5", "--num-workers", "0"]
+    result = _smoke([*smoke, "--resume", "latest", *again, "--mixed-precision", "no"])
+    assert result.exit_code == 0, result.output
+    assert load_checkpoint(run / "latest.pt")["step"] == 5
+
+    # A run that died before its first checkpoint restarts from its config.toml.
+    died = Path("runs/died")
+    died.mkdir()
+    shutil.copy(run / "config.toml", died / "config.toml")
+    result = _readme(["--output", str(died), "--resume", "latest", "--max-steps", "1"])
+    assert result.exit_code == 0, result.output
+    state = load_checkpoint(died / "latest.pt")
+    assert state["step"] == 1 and state["config"]["output"] == str(died)
+    result = _readme(["--output", "runs/none", "--resume", "latest"])
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        "error: --resume latest: nothing to resume in runs/none (no latest.pt, no config.toml); "
+        "a new run there needs --content and --style"
+    )
 
 
 def test_resume_path_errors_and_encoder_width_mismatch(tmp_path: Path, data: dict[str, Path]):

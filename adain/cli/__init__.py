@@ -44,7 +44,11 @@ def _root(
     version: Annotated[
         bool,
         typer.Option(
-            "--version", callback=_version_callback, is_eager=True, help="Print the version."
+            "--version",
+            metavar="",
+            callback=_version_callback,
+            is_eager=True,
+            help="Print the version.",
         ),
     ] = False,
 ) -> None:
@@ -53,16 +57,25 @@ def _root(
 
 # The checkout that holds this adain/ and, beside it, train/ and hub/ (absent for a wheel).
 _CHECKOUT = Path(__file__).resolve().parents[2]
-# Command -> (package, summary for `adain --help`); `adain COMMAND --help` shows the real help.
+_TRAIN_PANEL = "Training (from a checkout: train/)"
+_HUB_PANEL = "Publishing to the Hugging Face Hub (maintainers; from a checkout: hub/)"
+# Command -> (package, summary for `adain --help`, panel); `adain COMMAND --help` shows the
+# command's own help.
 _CHECKOUT_COMMANDS = {
     "train": (
         "train",
         "Train an AdaIN decoder (defaults < --config < --set < flags); print the model folder.",
+        _TRAIN_PANEL,
     ),
-    "push": ("hub", "Push a model folder or checkpoint with a rendered model card, in one commit."),
+    "push": (
+        "hub",
+        "Publish a model folder or checkpoint to the Hub, with its model card (maintainers).",
+        _HUB_PANEL,
+    ),
     "publish-original": (
         "hub",
-        "Convert the original release files and push them with their provenance.",
+        "Publish the original release weights, converted, to the Hub (maintainers).",
+        _HUB_PANEL,
     ),
 }
 
@@ -121,13 +134,13 @@ def _placeholder(name: str, package: str) -> Callable[[typer.Context], None]:
 # `adain --help` must stay fast and work from a wheel. Every argument, --help included, passes
 # through to the sub-app.
 _checkout_app = typer.Typer(add_completion=False)
-for _name, (_package, _summary) in _CHECKOUT_COMMANDS.items():
+for _name, (_package, _summary, _panel) in _CHECKOUT_COMMANDS.items():
     _checkout_app.command(
         _name,
         help=_summary,
         add_help_option=False,
         context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-        rich_help_panel="From a checkout (train/, hub/)",
+        rich_help_panel=_panel,
     )(_placeholder(_name, _package))
 
 # Merged without a name, in the order `adain --help` lists them.

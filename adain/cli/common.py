@@ -7,13 +7,26 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any, Literal
 
 import typer
 
-# Options shared by several commands: one name and one help text per knob.
+
+def flag(*names: str, text: str) -> Any:
+    """A boolean switch: no ``--no-X`` twin and no ``<bool>`` value hint in the help.
+
+    typer's own ``--help`` keeps its hint: replacing it with a plain switch would also drop the
+    "Try 'adain COMMAND --help' for help." line under usage errors.
+    """
+    return typer.Option(*names, metavar="", help=text)
+
+
+# Options shared by several commands: one name and one help text per knob. Help texts state the
+# defaults that live in the config dataclasses (options default to None, STYLE.md section 7):
+# those modules import torch, which `adain --help` must not, so the values are written here and
+# tests/test_cli.py checks them against the dataclasses.
 Model = Annotated[
     str | None,
     typer.Option(help="Hub repository id or model folder (default: $ADAIN_MODEL, then the Hub)."),
@@ -23,26 +36,30 @@ Device = Annotated[
     str, typer.Option(help="auto, cpu, cuda or mps; an unavailable device is an error.")
 ]
 StyleSize = Annotated[
-    int | None, typer.Option(help="Resize styles so the shorter side is this many px (0 keeps).")
+    int | None,
+    typer.Option(help="Resize styles so the shorter side is this many px (default 0: keep)."),
 ]
 ContentSize = Annotated[
-    int | None, typer.Option(help="Resize the content so the shorter side is this (0 keeps).")
+    int | None,
+    typer.Option(help="Resize the content so the shorter side is this (default 0: keep)."),
 ]
 MaxSize = Annotated[
-    int | None, typer.Option(help="Cap the content's longer side in px (0: no cap).")
+    int | None, typer.Option(help="Cap the content's longer side in px (default 0: no cap).")
 ]
 MaxPixels = Annotated[
     int | None, typer.Option(help="Refuse input images with more pixels (default 8192x8192).")
 ]
 PreserveColor = Annotated[
     Literal["coral", "luminance"] | None,
-    typer.Option(help="Keep the content's colours: coral (recolour styles) or luminance."),
+    typer.Option(
+        help="Keep the content's colours: coral (recolour styles) or luminance (default: off)."
+    ),
 ]
 Weights = Annotated[
     list[float] | None,
     typer.Option("--weight", "-w", help="Mix the styles with one weight per style (repeatable)."),
 ]
-Overwrite = Annotated[bool, typer.Option(help="Replace existing output files.")]
+Overwrite = Annotated[bool, flag("--overwrite", text="Replace existing output files.")]
 Tile = Annotated[
     int | None,
     typer.Option(
@@ -60,10 +77,13 @@ MaxMemory = Annotated[
 Precision = Annotated[
     str, typer.Option(help="fp32, or bf16/fp16 on GPUs (faster, within 6e-2 of fp32).")
 ]
-Quality = Annotated[int | None, typer.Option(help="JPEG/WebP quality, 1-100.")]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
-Debug = Annotated[bool, typer.Option(help="Show tracebacks instead of one-line errors.")]
-AsJson = Annotated[bool, typer.Option("--json", help="Print one JSON record per output.")]
+Quality = Annotated[
+    int | None,
+    typer.Option(help="JPEG/WebP quality, 1-100 (default: Pillow's, 75 JPEG, 80 WebP)."),
+]
+Quiet = Annotated[bool, flag("--quiet", "-q", text="Print nothing but errors.")]
+Debug = Annotated[bool, flag("--debug", text="Show tracebacks instead of one-line errors.")]
+AsJson = Annotated[bool, flag("--json", text="Print one JSON record per output.")]
 
 
 def fail(message: str) -> typer.Exit:
@@ -142,3 +162,53 @@ def report(records: Iterable[dict[str, Any]], total: int, quiet: bool, as_json: 
             elif not quiet:
                 typer.echo(record["output"])
             progress.advance(task)
+
+
+@contextmanager
+def iterations(
+    description: str, total: int, quiet: bool, print_every: int = 0
+) -> Iterator[Callable[[int, dict[str, float]], None]]:
+    """Progress of an optimisation loop; yields ``update(step, losses)`` to call per iteration.
+
+    On a terminal: a bar on stderr with the iteration, the total loss, elapsed time and ETA.
+    Everywhere: a line of losses on stderr every ``print_every`` iterations and at the last
+    (0: never). ``quiet`` shows neither.
+    """
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("it {task.completed}/{task.total}"),
+        TextColumn("loss {task.fields[loss]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+        disable=quiet or not console.is_terminal,
+        transient=True,
+        redirect_stdout=False,
+        redirect_stderr=False,
+    ) as progress:
+        task = progress.add_task(description, total=total, loss="-")
+
+        def update(step: int, losses: dict[str, float]) -> None:
+            progress.update(task, completed=step, loss=f"{losses['total']:.4g}")
+            if quiet or not print_every or (step % print_every and step != total):
+                return
+            parts = " ".join(f"{name} {value:.4g}" for name, value in losses.items())
+            line = f"step {step}/{total} {parts}"
+            if progress.live.is_started:  # above the bar, which stays at the bottom
+                progress.console.print(line, markup=False, highlight=False)
+            else:
+                typer.echo(line, err=True)
+
+        yield update

@@ -12,27 +12,36 @@ from typing import Annotated, Any
 
 import typer
 
-from adain.cli.common import fail
+from adain.cli.common import Debug, Device, Model, Quiet, Revision, flag, iterations, reported
 
 app = typer.Typer(add_completion=False)
 
 PRESET_NAMES = ("gatys2016", "neural_style")
 
-ModelOption = Annotated[
-    str | None, typer.Option(help="Hub repository id or model folder (default: $ADAIN_MODEL).")
-]
+ContentArgument = Annotated[Path, typer.Argument(metavar="CONTENT", help="Content image.")]
+StyleArgument = Annotated[Path, typer.Argument(metavar="STYLE", help="Style image.")]
+
+# Defaults in the help texts are GatysConfig's presets (tests/test_gatys.py checks them).
 PresetOption = Annotated[
     str, typer.Option(help="gatys2016 (paper: avg pooling, noise start) or neural_style.")
 ]
-StepsOption = Annotated[int | None, typer.Option(help="Iterations (default: the preset's).")]
+StepsOption = Annotated[
+    int | None, typer.Option(help="Iterations (default 500; neural_style 1000).")
+]
 InitOption = Annotated[
-    str | None, typer.Option(help="Start image: content, noise or adain (the AdaIN output).")
+    str | None,
+    typer.Option(help="Start image: content, noise or adain (the AdaIN output) (default noise)."),
 ]
 SizeOption = Annotated[
     int | None,
-    typer.Option(help="Longer side in px the images are resized to (0 keeps; default: preset)."),
+    typer.Option(
+        help="Longer side in px: larger images are shrunk to exactly this, smaller ones kept"
+        " unless --upscale (default 512; 0 keeps every size)."
+    ),
 ]
-DeviceOption = Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")]
+UpscaleOption = Annotated[
+    bool, flag("--upscale", text="Also enlarge images smaller than --image-size.")
+]
 
 
 def _config(preset: str, **fields: Any) -> Any:
@@ -47,57 +56,81 @@ def _config(preset: str, **fields: Any) -> Any:
     return PRESETS[preset](**overrides)
 
 
-def _load(path: Path, image_size: int | None) -> Any:
-    """An image file as a (1, 3, H, W) tensor, its longer side scaled to image_size."""
-    from adain.image import load_image, resize_shorter, to_tensor
+def _load(path: Path, image_size: int | None, upscale: bool) -> Any:
+    """An image file as a (1, 3, H, W) tensor, its longer side exactly image_size px when it was
+    larger (or smaller, with upscale)."""
+    from adain.image import load_image, resize_longer, to_tensor
 
-    image = load_image(path)
-    if image_size:
-        shorter = round(image_size * min(image.size) / max(image.size))
-        image = resize_shorter(image, max(1, shorter))
-    return to_tensor(image)
+    return to_tensor(resize_longer(load_image(path), image_size, upscale=upscale))
 
 
 def _model_and_images(
-    model: str | None, device: str, content: Path, style: Path, image_size: int | None
+    model: str | None,
+    revision: str | None,
+    device: str,
+    content: Path,
+    style: Path,
+    image_size: int | None,
+    upscale: bool,
 ) -> tuple[Any, Any, Any]:
     from adain.api import get_device
     from adain.model import load_model
 
-    net = load_model(model).to(get_device(device)).eval()
-    return net, _load(content, image_size), _load(style, image_size)
+    net = load_model(model, revision=revision).to(get_device(device)).eval()
+    return net, _load(content, image_size, upscale), _load(style, image_size, upscale)
 
 
 @app.command()
 def gatys(
-    content: Annotated[Path, typer.Argument(help="Content image.")],
-    style: Annotated[Path, typer.Argument(help="Style image.")],
+    content: ContentArgument,
+    style: StyleArgument,
     *,
     output: Annotated[Path, typer.Option("--output", "-o", help="Output image file.")],
     preset: PresetOption = "gatys2016",
     steps: StepsOption = None,
     init: InitOption = None,
-    optimizer: Annotated[str | None, typer.Option(help="lbfgs or adam.")] = None,
-    lr: Annotated[float | None, typer.Option(help="Step size (default: per optimiser).")] = None,
-    content_weight: Annotated[float | None, typer.Option(help="alpha in L = a Lc + b Ls.")] = None,
-    style_weight: Annotated[float | None, typer.Option(help="beta in L = a Lc + b Ls.")] = None,
-    tv_weight: Annotated[float | None, typer.Option(help="Total-variation weight.")] = None,
-    pooling: Annotated[str | None, typer.Option(help="max or avg.")] = None,
+    optimizer: Annotated[str | None, typer.Option(help="lbfgs or adam (default lbfgs).")] = None,
+    lr: Annotated[
+        float | None, typer.Option(help="Step size (default 1 for lbfgs, 10/255 for adam).")
+    ] = None,
+    content_weight: Annotated[
+        float | None, typer.Option(help="alpha in L = a Lc + b Ls (default 1; neural_style 5).")
+    ] = None,
+    style_weight: Annotated[
+        float | None,
+        typer.Option(help="beta in L = a Lc + b Ls (default 1000; neural_style 100)."),
+    ] = None,
+    tv_weight: Annotated[
+        float | None,
+        typer.Option(help="Total-variation weight (default 0; neural_style 0.001)."),
+    ] = None,
+    pooling: Annotated[
+        str | None, typer.Option(help="max or avg (default avg; neural_style max).")
+    ] = None,
     image_size: SizeOption = None,
-    seed: Annotated[int | None, typer.Option(help="Seed of the noise start.")] = None,
-    print_every: Annotated[int, typer.Option(help="Print losses every N steps (0: never).")] = 50,
-    model: ModelOption = None,
-    device: DeviceOption = "auto",
+    upscale: UpscaleOption = False,
+    seed: Annotated[int | None, typer.Option(help="Seed of the noise start (default 0).")] = None,
+    print_every: Annotated[
+        int, typer.Option(help="Print losses every N iterations (0: never).")
+    ] = 50,
+    model: Model = None,
+    revision: Revision = None,
+    device: Device = "auto",
+    quiet: Quiet = False,
+    debug: Debug = False,
 ) -> None:
     """Stylise CONTENT with the Gram method of Gatys et al. (pixel optimisation, slow).
 
-    Each iteration is a forward and backward pass through VGG-19 to relu5_1: about 1 s at 256 px
-    and 4 s at 512 px on 2 CPU cores (python -m benchmarks gatys measures your machine).
+    Each iteration is a forward and backward pass through VGG-19 to relu5_1:
+    about 0.65 s per iteration at 256 px on a 2-core CPU (500 iterations: about
+    5 minutes), more as the pixel count grows; `python -m benchmarks gatys`
+    measures your machine. A terminal shows a progress bar with the loss and
+    the time left.
     """
-    from adain.gatys import gatys as run_gatys
-    from adain.image import save_image
+    with reported(debug):
+        from adain.gatys import gatys as run_gatys
+        from adain.image import save_image
 
-    try:
         config = _config(
             preset,
             steps=steps,
@@ -111,20 +144,20 @@ def gatys(
             image_size=image_size,
             seed=seed,
         )
-
-        def report(step: int, losses: dict[str, float], image: Any) -> None:
-            if print_every and (step % print_every == 0 or step == config.steps):
-                parts = " ".join(f"{k} {v:.4g}" for k, v in losses.items())
-                typer.echo(f"step {step}/{config.steps} {parts}", err=True)
-
         net, content_t, style_t = _model_and_images(
-            model, device, content, style, config.image_size or None
+            model, revision, device, content, style, config.image_size, upscale
         )
-        result = run_gatys(content_t, style_t, config, model=net, callback=report)
+        with iterations("Gatys", config.steps, quiet, print_every) as update:
+            result = run_gatys(
+                content_t,
+                style_t,
+                config,
+                model=net,
+                callback=lambda step, losses, image: update(step, losses),
+            )
         save_image(result, output)
-    except (ValueError, OSError) as error:
-        raise fail(str(error)) from None
-    typer.echo(str(output))
+    if not quiet:
+        typer.echo(str(output))
 
 
 def _numbers(text: str, kind: type, name: str) -> list[Any]:
@@ -136,8 +169,8 @@ def _numbers(text: str, kind: type, name: str) -> list[Any]:
 
 @app.command()
 def compare(
-    content: Annotated[Path, typer.Argument(help="Content image.")],
-    style: Annotated[Path, typer.Argument(help="Style image.")],
+    content: ContentArgument,
+    style: StyleArgument,
     *,
     output: Annotated[Path, typer.Option("--output", "-o", help="Figure file (.png).")],
     json_path: Annotated[
@@ -150,25 +183,42 @@ def compare(
     preset: PresetOption = "gatys2016",
     init: InitOption = None,
     image_size: SizeOption = None,
-    model: ModelOption = None,
-    device: DeviceOption = "auto",
+    upscale: UpscaleOption = False,
+    model: Model = None,
+    revision: Revision = None,
+    device: Device = "auto",
+    quiet: Quiet = False,
+    debug: Debug = False,
 ) -> None:
-    """Compare AdaIN (several alphas) with Gatys (several iteration counts) in one figure."""
-    from adain.compare import compare as run_compare
-    from adain.image import save_image
+    """Compare AdaIN (several alphas) with Gatys (several iteration counts) in one figure.
 
+    The Gatys run takes as long as `adain gatys` with the largest --steps (see
+    its help); a terminal shows a progress bar with the loss and the time left.
+    """
     alpha_values = _numbers(alphas, float, "--alphas")
     step_values = _numbers(steps, int, "--steps")
-    try:
+    with reported(debug):
+        from adain.compare import compare as run_compare
+        from adain.image import save_image
+
         config = _config(preset, init=init, image_size=image_size)
         net, content_t, style_t = _model_and_images(
-            model, device, content, style, config.image_size or None
+            model, revision, device, content, style, config.image_size, upscale
         )
-        figure, report = run_compare(content_t, style_t, net, alpha_values, step_values, config)
+        total = max(step_values, default=0)
+        with iterations("Gatys", total, quiet) as update:
+            figure, report = run_compare(
+                content_t,
+                style_t,
+                net,
+                alpha_values,
+                step_values,
+                config,
+                callback=lambda step, losses, image: update(step, losses),
+            )
         save_image(figure, output)
         if json_path is not None:
             json_path.parent.mkdir(parents=True, exist_ok=True)
             json_path.write_text(json.dumps(report, indent=2) + "\n")
-    except (ValueError, OSError) as error:
-        raise fail(str(error)) from None
-    typer.echo(str(output))
+    if not quiet:
+        typer.echo(str(output))

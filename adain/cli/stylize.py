@@ -54,13 +54,16 @@ Output = Annotated[
     ),
 ]
 Alpha = Annotated[
-    float | None, typer.Option(help="Content-style trade-off, >= 0 (1 = full style).")
+    float | None,
+    typer.Option(help="Content-style trade-off, >= 0: 0 content, 1 full style (default 1)."),
 ]
 Masks = Annotated[
     list[Path] | None,
     typer.Option(help="Region of each style, an image file; grey = soft (one per style)."),
 ]
-Ext = Annotated[str | None, typer.Option(help="Format of the files written into a folder (png).")]
+Ext = Annotated[
+    str | None, typer.Option(help="Format of the files written into a folder (default png).")
+]
 
 
 @app.command()
@@ -140,7 +143,7 @@ def _sheet_file(content: Path, output: Path | None, overwrite: bool, quality: in
 
 @app.command()
 def interpolate(
-    content: Annotated[Path, typer.Argument(help="Content image.")],
+    content: Annotated[Path, typer.Argument(metavar="CONTENT", help="Content image.")],
     *,
     style: Annotated[
         list[str],
@@ -155,16 +158,18 @@ def interpolate(
         typer.Option(help="Alphas of the sweep (repeatable; default 0 .25 .5 .75 1 1.5)."),
     ] = None,
     steps: Annotated[
-        int | None, typer.Option(help="Mixes between each pair of styles, ends included (5).")
+        int | None,
+        typer.Option(help="Mixes between each pair of styles, ends included (default 5)."),
     ] = None,
     cell_size: Annotated[
-        int | None, typer.Option(help="Size of each picture in the sheet, px (192).")
+        int | None, typer.Option(help="Size of each picture in the sheet, px (default 192).")
     ] = None,
     preserve_color: PreserveColor = None,
     content_size: ContentSize = None,
     style_size: StyleSize = None,
     max_size: Annotated[
-        int | None, typer.Option(help="Cap the content's longer side in px (512; 0: no cap).")
+        int | None,
+        typer.Option(help="Cap the content's longer side in px (default 512; 0: no cap)."),
     ] = None,
     max_pixels: MaxPixels = None,
     model: Model = None,

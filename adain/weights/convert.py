@@ -18,6 +18,7 @@ from torch import Tensor
 
 from adain.architecture import DECODER_LAYERS, DEPTHS, LAYER_NAMES, VGG19_BLOCKS
 from adain.functional import EPS
+from adain.weights.card import file_sources, original_card
 from adain.weights.folder import save_state_dir
 
 # vgg_normalised.pth: index 0 is the 1x1 preprocessing convolution; each 3x3 conv is preceded by
@@ -222,49 +223,26 @@ def load_original_state(
     return state, {"encoder_depth": encoder_depth, "base_channels": base_channels}
 
 
-# README.md of a converted folder. Its metadata is the one AdaIN.save_pretrained writes.
-ORIGINAL_CARD = """---
-library_name: adain
-license: mit
-pipeline_tag: image-to-image
-tags:
-- adain
-- arbitrary-style-transfer
-- style-transfer
----
-
-# AdaIN style transfer: the original release, converted
-
-The encoder (`vgg_normalised`) and decoder released with AdaIN (Huang & Belongie, ICCV 2017,
-https://arxiv.org/abs/1703.06868), converted from their original files by the adain library
-(`adain.weights.convert`). `config.json` holds the architecture, `model.safetensors` the weights.
-
-```python
-from adain import AdaIN
-
-model = AdaIN.from_pretrained("path/to/this/folder")
-```
-
-Licences: the VGG-19 weights are Simonyan & Zisserman's (CC BY 4.0), normalised by Gatys et al.
-and released with AdaIN-style (MIT); the decoder was trained by Huang & Belongie on MS-COCO and
-WikiArt images, which carry their own terms, and released with AdaIN-style (MIT); pytorch-AdaIN
-(MIT) converted both to PyTorch; the adain code is MIT.
-"""
-
-
 def save_original(
     vgg: str | Path,
     decoder: str | Path,
     path: str | Path,
     encoder_depth: str = "relu5_1",
     overwrite: bool = False,
+    sources: Mapping[str, str] | None = None,
 ) -> Path:
     """Convert the released files into a ``save_pretrained`` folder, without building a model.
 
     The folder holds what ``AdaIN.from_original(vgg, decoder, encoder_depth)`` followed by
     ``save_pretrained`` gives: the same weights and ``config.json`` (with the default ``eps``),
-    and a short model card (:data:`ORIGINAL_CARD`). It is written atomically.
+    and the model card of a converted release (:func:`~adain.weights.card.original_card`, with
+    licences and provenance). It is written atomically.
+
+    Args:
+        sources: ``{file name or URL: sha256}`` for the card's provenance; default the two
+            files' names and sha256.
     """
     state, config = load_original_state(vgg, decoder, encoder_depth=encoder_depth)
     config = config | {"eps": EPS}  # AdaIN's default, which config.json always records
-    return save_state_dir(state, config, path, model_card=ORIGINAL_CARD, overwrite=overwrite)
+    card = original_card(sources if sources is not None else file_sources(vgg, decoder))
+    return save_state_dir(state, config, path, model_card=card, overwrite=overwrite)

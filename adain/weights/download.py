@@ -23,7 +23,7 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from adain.weights.folder import WEIGHTS_NAME
+from adain.weights.folder import WEIGHTS_NAME, sha256_file
 
 ORIGINAL_URLS_ENV = "ADAIN_ORIGINAL_URLS"
 CACHE_ENV = "ADAIN_CACHE"
@@ -72,14 +72,6 @@ def converted_dir() -> Path:
     """Where the converted original model is cached; the name follows the URLs it came from."""
     key = hashlib.sha256(json.dumps(original_urls(), sort_keys=True).encode()).hexdigest()[:12]
     return cache_root() / f"original-pytorch-AdaIN-v0.0.0-{key}"
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def check_sha256(path: str | Path, expected: str) -> None:
@@ -177,7 +169,8 @@ def original_model_dir() -> Path:
             provenance[name] = {"url": url, "sha256": download_file(url, downloads / name, sha)}
         # Structure check: the conversion refuses missing keys and wrong shapes, naming the file.
         vgg, decoder = downloads / "vgg_normalised.pth", downloads / "decoder.pth"
-        save_original(vgg, decoder, target, overwrite=True)
+        sources = {entry["url"]: entry["sha256"] for entry in provenance.values()}
+        save_original(vgg, decoder, target, overwrite=True, sources=sources)
         (target / "provenance.json").write_text(json.dumps(provenance, indent=2) + "\n")
     finally:
         shutil.rmtree(downloads, ignore_errors=True)  # the converted folder is all that is needed

@@ -3,11 +3,13 @@
 
 :func:`write_folder` fills a temporary sibling folder and renames it into place, so a crash
 part-way leaves either the old folder or the new one, never a mix. :func:`save_state_dir` writes
-such a folder from a state dict and the model's config, without building a model.
+such a folder from a state dict and the model's config, without building a model;
+:func:`sha256_file` hashes the files that go in and out.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -22,6 +24,16 @@ if TYPE_CHECKING:
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
 CARD_NAME = "README.md"
+_CHUNK = 1 << 20
+
+
+def sha256_file(path: str | Path) -> str:
+    """The sha256 of a file's content, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def write_folder(path: str | Path, fill: Callable[[Path], None], overwrite: bool = False) -> Path:
