@@ -2,10 +2,14 @@
 
 Usage (also ``adain train ...`` from the repository root)::
 
-    python -m train --config smoke --content DIR --style DIR --encoder MODEL_DIR -o runs/smoke
+    python -m train --config smoke --content DIR --style DIR -o runs/smoke  # tiny, offline
     python -m train --config paper --content coco/ --style wikiart/ --encoder vgg_normalised.pth
     accelerate launch -m train --config paper ... --set mixed_precision=bf16   # GPUs, DDP
-    python -m train --config paper ... --resume latest                         # continue
+    python -m train -o runs/paper --resume latest                              # continue
+
+A resumed run takes every setting from its checkpoint's recorded config; options given again
+must agree with it, except those in :data:`train.config.RESUME_MAY_CHANGE` (``max_steps``, the
+save/log/sample intervals, ``num_workers``, ``mixed_precision``).
 
 ``--content``/``--style`` take folders (searched recursively for images and ``.parquet`` shards,
 e.g. a local copy of ``huggan/wikiart``) or parquet files. The run folder gets ``config.toml``,

@@ -57,7 +57,11 @@ Autoencoder = Annotated[
 ]
 Resume = Annotated[
     str | None,
-    typer.Option(help="'latest' (the run folder's newest checkpoint) or a checkpoint path."),
+    typer.Option(
+        help="'latest' (the run folder's newest checkpoint) or a checkpoint path. The run's "
+        "recorded config supplies every setting; options given again must agree with it, "
+        "except --max-steps, the save/log/sample intervals, --num-workers, --mixed-precision."
+    ),
 ]
 ExportTo = Annotated[
     Path | None,
@@ -77,20 +81,72 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(1)
 
 
-def resolve_config(config_file: str | None, sets: list[str], flags: dict[str, Any]) -> Any:
-    """defaults < ``--config`` < ``--set`` < explicit flags (``None`` flags are not given)."""
-    from train.config import TrainConfig, load_toml, override, parse_set
+def _given(
+    config_file: str | None, sets: list[str], flags: dict[str, Any]
+) -> list[tuple[str, str, Any]]:
+    """Every value given, as ``(key, how it was spelt, value)`` in rising precedence."""
+    from train.config import parse_set, preset_path, read_toml, toml_value
 
-    config = load_toml(config_file) if config_file else TrainConfig()
-    config = override(config, parse_set(sets))
-    config = override(config, {k: v for k, v in flags.items() if v not in (None, [])})
+    given = []
+    if config_file:
+        path = preset_path(config_file)
+        for key, value in read_toml(path).items():
+            given.append((key, f"{key} = {toml_value(value)} in {path}", value))
+    for key, value in parse_set(sets).items():
+        given.append((key, f"--set {key}={toml_value(value)}", value))
+    for key, value in flags.items():
+        if value in (None, []):
+            continue
+        option = "--" + key.replace("_", "-")
+        if isinstance(value, bool):
+            label = option if value else f"--no-{option[2:]}"
+        elif isinstance(value, list):
+            label = " ".join(f"{option} {item}" for item in value)
+        else:
+            label = f"{option} {value}"
+        given.append((key, label, value))
+    return given
+
+
+def resolve_config(config_file: str | None, sets: list[str], flags: dict[str, Any]) -> Any:
+    """defaults < ``--config`` < ``--set`` < explicit flags (``None`` flags are not given).
+
+    With ``resume`` set and a run to resume, the run's recorded config takes the place of the
+    defaults (:func:`train.loop.recorded_config`, the checkpoint's own): the values given again
+    must agree with it, except the keys in :data:`train.config.RESUME_MAY_CHANGE`, or a
+    :class:`train.config.ResumeError` names the option that differs.
+    """
+    from train.config import ResumeError, TrainConfig, override, resumed
+
+    given = _given(config_file, sets, flags)
+    config = override(TrainConfig(), {key: value for key, _, value in given})
+    if config.resume:
+        from train.loop import recorded_config
+
+        try:
+            recorded = recorded_config(config)
+        except ValueError as error:
+            raise ResumeError(str(error)) from None
+        if recorded is not None:
+            # --resume latest found the run in config.output: it stays there even if not given.
+            where = {"output": config.output} if config.resume == "latest" else {}
+            config = override(resumed(*recorded, given), where)
+        elif not (config.content and config.style):
+            raise ResumeError(
+                f"--resume latest: nothing to resume in {config.output} (no latest.pt, no "
+                "config.toml); a new run there needs --content and --style"
+            )
     return config.validate()
 
 
 def _build_config(config_file: str | None, sets: list[str], flags: dict[str, Any]) -> TrainConfig:
-    """:func:`resolve_config`, with a bad key or value reported as a usage error."""
+    """:func:`resolve_config`; a bad key or value is a usage error, a resume conflict one line."""
+    from train.config import ResumeError
+
     try:
         return resolve_config(config_file, sets, flags)
+    except ResumeError as error:
+        raise _fail(str(error)) from None
     except ValueError as error:
         raise typer.BadParameter(str(error)) from None
 

@@ -3,6 +3,9 @@
 Precedence (lowest first): dataclass defaults < ``--config FILE`` (TOML) < ``--set key=value`` <
 explicit command-line flags. Unknown keys and type mismatches are errors, as in nanoGPT's
 configurator, so a typo never silently trains with a default.
+
+A resumed run starts from its recorded config instead of the defaults (:func:`resumed`): what is
+given again must agree with it, except the keys in :data:`RESUME_MAY_CHANGE`.
 """
 
 from __future__ import annotations
@@ -14,6 +17,25 @@ from typing import Any
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 PRESETS = ("paper", "reference_pytorch", "reference_lua", "smoke")
+# Keys a resumed run may change. They set how far the run goes, how it reports and what the
+# machine it now runs on can do, not what the decoder learns at a given step; every other key
+# (data, model, optimiser, losses, seed) must agree with the run's recorded config, or the
+# checkpoint would silently continue a different experiment.
+RESUME_MAY_CHANGE = frozenset(
+    {
+        "max_steps",  # extend a run (or, at or below the checkpoint's step, just export it)
+        "save_every",  # how often to checkpoint; no effect on the weights
+        "log_every",  # how often to log scalars; no effect on the weights
+        "sample_every",  # how often to log sample grids; no effect on the weights
+        "num_workers",  # loader processes; batches are drawn by sample index, so they are equal
+        # Arithmetic precision on this machine (bf16 needs an Ampere or newer GPU, "no" suits a
+        # CPU). Weights and Adam state stay fp32 in the checkpoint either way, but the steps
+        # after the change are no longer bit-for-bit those of an uninterrupted run.
+        "mixed_precision",
+        "output",  # a run folder moved elsewhere, or --resume CKPT continued in a new folder
+        "resume",  # how this start finds its checkpoint, not part of the recipe
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -134,17 +156,22 @@ def preset_path(name_or_path: str | Path) -> Path:
     return path
 
 
-def load_toml(path: str | Path, base: TrainConfig | None = None) -> TrainConfig:
-    """Apply a TOML file (a flat table of TrainConfig keys) on top of ``base``."""
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """The key/value pairs of a TOML file (a flat table of TrainConfig keys), checked."""
     path = preset_path(path)
     try:
         values = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as error:
         raise ValueError(f"{path}: not valid TOML ({error})") from None
     try:
-        return override(base or TrainConfig(), values)
+        return {key: _check_type(key, value) for key, value in values.items()}
     except ValueError as error:
         raise ValueError(f"{path}: {error}") from None
+
+
+def load_toml(path: str | Path, base: TrainConfig | None = None) -> TrainConfig:
+    """Apply a TOML file (a flat table of TrainConfig keys) on top of ``base``."""
+    return override(base or TrainConfig(), read_toml(path))
 
 
 def parse_set(items: list[str]) -> dict[str, Any]:
@@ -165,15 +192,55 @@ def parse_set(items: list[str]) -> dict[str, Any]:
     return values
 
 
+class ResumeError(ValueError):
+    """A resumed run cannot continue as asked: a setting differs from the run's recorded one."""
+
+
+def resumed(
+    recorded: TrainConfig, source: str | Path, given: list[tuple[str, str, Any]]
+) -> TrainConfig:
+    """The recorded config of a run with the settings given again on resuming applied.
+
+    Args:
+        recorded: the config the run was started (or last resumed) with.
+        source: the file ``recorded`` was read from, named in errors.
+        given: ``(key, label, value)`` in rising precedence (``--config`` < ``--set`` < flags);
+            ``label`` is how the user spelt it, e.g. ``"--base-channels 8"``.
+
+    Raises:
+        ResumeError: the winning value of a key outside :data:`RESUME_MAY_CHANGE` differs from
+            the recorded one; the message names the option, both values and the way out.
+    """
+    winners = {key: (label, value) for key, label, value in given}  # a later entry wins
+    for key, (label, value) in winners.items():
+        value = _check_type(key, value)
+        if key not in RESUME_MAY_CHANGE and value != getattr(recorded, key):
+            raise ResumeError(
+                f"{label} differs from the run's {key} {toml_value(getattr(recorded, key))} "
+                f"({source}): drop it or start a new --output"
+            )
+    return override(recorded, {key: value for key, (_, value) in winners.items()})
+
+
+def check_resumable(config: TrainConfig, recorded: dict[str, Any], source: str | Path) -> None:
+    """Raise :class:`ResumeError` if ``config`` differs from a checkpoint's ``recorded`` config."""
+    try:
+        run = override(TrainConfig(), recorded)
+    except ValueError as error:
+        raise ValueError(f"{source}: recorded config: {error}") from None
+    values = asdict(config)
+    resumed(run, source, [(key, f"{key} {toml_value(v)}", v) for key, v in values.items()])
+
+
 def to_toml(config: TrainConfig) -> str:
     """The resolved config as TOML that :func:`load_toml` reads back to an equal config."""
     lines = []
     for key, value in asdict(config).items():
-        lines.append(f"{key} = {_toml_value(value)}")
+        lines.append(f"{key} = {toml_value(value)}")
     return "\n".join(lines) + "\n"
 
 
-def _toml_value(value: Any) -> str:
+def toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
@@ -181,4 +248,4 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, str):
         escaped = value.replace("\\", "\\\\").replace('"', '\\"')
         return f'"{escaped}"'
-    return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return "[" + ", ".join(toml_value(v) for v in value) + "]"

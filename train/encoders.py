@@ -28,8 +28,12 @@ TORCHVISION_CONVS = {
 }
 
 
-def _from_state(state: dict[str, Tensor], source: str, base_channels: int) -> VGG19Encoder:
-    """A relu4_1 encoder from ``{"conv1_1.weight": ...}`` keys (deeper layers ignored)."""
+def encoder_from_state(state: dict[str, Tensor], source: str, base_channels: int) -> VGG19Encoder:
+    """A relu4_1 encoder from ``{"conv1_1.weight": ...}`` keys (deeper layers ignored).
+
+    Also how a resumed run gets its loss network back: from the checkpoint's ``encoder`` entry,
+    so resuming needs neither the network nor the original ``--encoder`` file.
+    """
     if "conv1_1.weight" not in state:
         raise ValueError(f"{source}: no VGG-19 encoder weights (no conv1_1.weight)")
     width = int(state["conv1_1.weight"].shape[0])
@@ -76,7 +80,7 @@ def _torchvision(base_channels: int) -> VGG19Encoder:
     std = torch.tensor(IMAGENET_STD)
     state["preprocess.weight"] = torch.diag(1.0 / std).view(3, 3, 1, 1)
     state["preprocess.bias"] = -torch.tensor(IMAGENET_MEAN) / std
-    return _from_state(state, "torchvision vgg19", base_channels)
+    return encoder_from_state(state, "torchvision vgg19", base_channels)
 
 
 def build_encoder(spec: str, base_channels: int = 64) -> VGG19Encoder:
@@ -100,11 +104,11 @@ def build_encoder(spec: str, base_channels: int = 64) -> VGG19Encoder:
             for kind in ("weight", "bias"):
                 if f"{index}.{kind}" in original:
                     state[f"{name}.{kind}"] = original[f"{index}.{kind}"].float()
-        return _from_state(state, str(path), base_channels)
+        return encoder_from_state(state, str(path), base_channels)
     from adain.model import load_model
     from adain.weights.hub import resolve_model_id
 
     model = load_model(spec or None)
     prefix = "encoder."
     state = {k[len(prefix) :]: v for k, v in model.state_dict().items() if k.startswith(prefix)}
-    return _from_state(state, resolve_model_id(spec or None), base_channels)
+    return encoder_from_state(state, resolve_model_id(spec or None), base_channels)

@@ -28,15 +28,16 @@ from adain.decoder import Decoder
 from adain.encoder import VGG19Encoder
 from adain.functional import adaptive_instance_norm, calc_mean_std
 from adain.losses import adain_content_loss, mean_std_loss
-from train.config import TrainConfig, to_toml
+from train.config import TrainConfig, check_resumable, load_toml, override, to_toml
 from train.data import ImageSource, PairSource, list_items, make_loader
-from train.encoders import build_encoder
+from train.encoders import build_encoder, encoder_from_state
 
 if TYPE_CHECKING:
     from train.logs import RunLogger
 
 logger = logging.getLogger("train")
 LATEST = "latest.pt"
+CONFIG_FILE = "config.toml"
 
 
 def lr_at(step: int, lr: float, decay: float) -> float:
@@ -91,6 +92,29 @@ def resolve_resume(config: TrainConfig) -> Path | None:
     if not path.is_file():
         raise ValueError(f"--resume {path}: no such checkpoint (or use --resume latest)")
     return path
+
+
+def recorded_config(config: TrainConfig) -> tuple[TrainConfig, Path] | None:
+    """The config the run named by ``config.resume`` recorded, and the file it was read from.
+
+    The checkpoint's own config is the authority: it was written in the same atomic save as the
+    weights, optimiser state and step it describes, and it travels with the file when resuming
+    from a checkpoint path. ``config.toml`` is only a plain-text record, rewritten at each start
+    (also by one that fails before its first checkpoint, or a fresh run pointed at the folder)
+    and open to editing; it is read only when ``--resume latest`` finds no checkpoint yet, so a
+    run that died before its first save restarts as it was recorded. ``None``: nothing recorded.
+    """
+    checkpoint = resolve_resume(config)
+    if checkpoint is None:
+        toml = Path(config.output) / CONFIG_FILE
+        return (load_toml(toml), toml) if config.resume == "latest" and toml.is_file() else None
+    recorded = load_checkpoint(checkpoint).get("config")
+    if not isinstance(recorded, dict):
+        raise ValueError(f"{checkpoint}: no recorded config in this checkpoint")
+    try:
+        return override(TrainConfig(), recorded), checkpoint
+    except ValueError as error:
+        raise ValueError(f"{checkpoint}: recorded config: {error}") from None
 
 
 def _rng_state() -> dict[str, Any]:
@@ -242,9 +266,10 @@ def _build_optimizer(decoder: torch.nn.Module, config: TrainConfig) -> tuple[Any
     return optimizer, scheduler
 
 
-def _resume(path: Path, decoder: torch.nn.Module, optimizer: Any, scheduler: Any) -> _Progress:
+def _resume(
+    state: dict[str, Any], path: Path, decoder: torch.nn.Module, optimizer: Any, scheduler: Any
+) -> _Progress:
     """Load a checkpoint into the (unprepared) decoder, optimiser, scheduler and the RNGs."""
-    state = load_checkpoint(path)
     try:
         decoder.load_state_dict(state["decoder"])
         optimizer.load_state_dict(state["optimizer"])
@@ -348,18 +373,28 @@ def fit(config: TrainConfig) -> Path:
     output = Path(config.output)
     main = accelerator.is_main_process
     resume_from = resolve_resume(config)
+    state: dict[str, Any] = {}
+    if resume_from is not None:
+        state = load_checkpoint(resume_from)
+        if "config" in state:  # before writing anything, as for the sources next
+            check_resumable(config, state["config"], resume_from)
     pairs, data = _build_data(config)  # before writing anything: bad sources fail fast
     if main:
         output.mkdir(parents=True, exist_ok=True)
-        (output / "config.toml").write_text(to_toml(config), encoding="utf-8")
+        (output / CONFIG_FILE).write_text(to_toml(config), encoding="utf-8")
 
-    encoder = build_encoder(config.encoder, config.base_channels).to(accelerator.device)
+    if "encoder" in state:  # resuming: the very weights trained against, and no download
+        encoder = encoder_from_state(state["encoder"], str(resume_from), config.base_channels)
+    else:
+        encoder = build_encoder(config.encoder, config.base_channels)
+    encoder = encoder.to(accelerator.device)
     torch.manual_seed(config.seed)  # after the encoder: loading it must not shift the init
     decoder = Decoder(config.base_channels)
     optimizer, scheduler = _build_optimizer(decoder, config)
     progress = _Progress()
     if resume_from is not None:
-        progress = _resume(resume_from, decoder, optimizer, scheduler)
+        progress = _resume(state, resume_from, decoder, optimizer, scheduler)
+        state = {}  # the loaded tensors are copied in now; do not hold them for the whole run
     decoder, optimizer = accelerator.prepare(decoder, optimizer)
     loader = make_loader(
         pairs,
