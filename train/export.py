@@ -5,8 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from adain.weights.card import licences
 from train.config import TrainConfig, override, to_toml
 from train.loop import load_checkpoint
+
+# The Decoder line of the card's Licences (adain.weights.card.licences).
+TRAINED_DECODER = (
+    "trained with `python -m train` (adain, MIT) on the data below; it carries their terms."
+)
 
 CARD = """---
 library_name: adain
@@ -39,9 +45,11 @@ model = AdaIN.from_pretrained("{where}")
 - Style: {style} ({style_images} images).
 - Skipped as unreadable or smaller than {min_side} px: {skipped}.
 
-Check the licences of these images before publishing: WikiArt paintings remain under their
-artists' copyright; MS-COCO images carry Flickr licences. The original VGG-19 weights are CC BY 4.0
-(Simonyan & Zisserman), converted to Caffe-normalised form by Gatys et al.
+Check the licences of these images before publishing (see Licences).
+
+## Licences
+
+{licences}
 
 ## Known deviations from the paper
 
@@ -72,6 +80,7 @@ def model_card(state: dict[str, Any], where: str = "PATH_OR_REPO") -> str:
     data = state.get("data", {})
     losses = ", ".join(f"{k} {v:.4g}" for k, v in sorted(state.get("losses", {}).items()))
     return CARD.format(
+        licences=licences(TRAINED_DECODER),
         where=where,
         step=state["step"],
         max_steps=config.max_steps,
