@@ -214,6 +214,29 @@ class AdaIN(
         # fine-tune, call model.decoder.requires_grad_(True).
         return model.eval().requires_grad_(False)
 
+    @classmethod
+    def with_random_weights(
+        cls, encoder_depth: str = "relu5_1", base_channels: int = 64, seed: int = 0
+    ) -> AdaIN:
+        """A model with He-initialised random weights, for trying the tools offline: its
+        outputs follow the inputs but are noise, not stylisations.
+
+        PyTorch's default init shrinks activations layer after layer until the output is nearly
+        flat; He init keeps them alive. The Caffe preprocessing stays exact.
+        """
+        model = cls(encoder_depth=encoder_depth, base_channels=base_channels).eval()
+        generator = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for name, module in model.named_modules():
+                if not isinstance(module, nn.Conv2d) or name.endswith("preprocess"):
+                    continue
+                nn.init.kaiming_normal_(module.weight, nonlinearity="relu", generator=generator)
+                if module.bias is not None:
+                    nn.init.uniform_(module.bias, -0.1, 0.1, generator=generator)
+                if name == "encoder.conv1_1":
+                    module.weight.mul_(1 / 64.0)  # the Caffe-scaled input spans +-128
+        return model.requires_grad_(False)
+
     def load_checked(
         self, state_dict: Mapping[str, Tensor], source: str | Path, strict: bool = True
     ) -> None:

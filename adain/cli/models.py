@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -72,31 +72,12 @@ and no training, written by
 Every `adain` command takes this folder as `--model`, so the tools run without a download; their
 images are not stylisations. For real results, convert the original release
 (`adain convert vgg_normalised.pth decoder.pth -o DIR`) or use a published model.
+
+## Licences
+
+- Code: MIT (adain).
+- Weights: random numbers drawn by `adain convert --random`; no third-party weights or data.
 """
-
-
-def _random_model(encoder_depth: str, base_channels: int | None, seed: int) -> Any:
-    """An AdaIN with He-initialised random weights, as tests/conftest.py ``make_model``.
-
-    PyTorch's default init shrinks activations layer after layer until the output is nearly flat;
-    He init keeps them alive, so outputs still follow the inputs.
-    """
-    import torch
-
-    from adain.model import AdaIN
-
-    model = AdaIN(encoder_depth=encoder_depth, **options(base_channels=base_channels)).eval()
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, module in model.named_modules():
-            if not isinstance(module, torch.nn.Conv2d) or name.endswith("preprocess"):
-                continue
-            torch.nn.init.kaiming_normal_(module.weight, nonlinearity="relu", generator=generator)
-            if module.bias is not None:
-                torch.nn.init.uniform_(module.bias, -0.1, 0.1, generator=generator)
-            if name == "encoder.conv1_1":
-                module.weight.mul_(1 / 64.0)  # the Caffe-scaled input spans +-128
-    return model
 
 
 def _convert_random(
@@ -117,7 +98,10 @@ def _convert_random(
     from adain.weights.hub import save_model_dir
 
     try:
-        model = _random_model(encoder_depth, base_channels, seed)
+        from adain.model import AdaIN
+
+        width = options(base_channels=base_channels)
+        model = AdaIN.with_random_weights(encoder_depth=encoder_depth, seed=seed, **width)
         card = _RANDOM_CARD.format(
             warning=RANDOM_WARNING.capitalize(),
             base_channels=model.encoder.conv1_1.out_channels,
