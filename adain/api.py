@@ -22,10 +22,11 @@ from adain.image import (
     load_image,
     load_mask,
     resize_shorter,
+    source_of,
     to_pil,
     to_tensor,
 )
-from adain.model import AdaIN, PreserveColor, load_model
+from adain.model import AdaIN, PreserveColor, check_image, load_model
 from adain.style import StyleStats, is_style_preset
 
 ImageLike = str | Path | Image.Image | Tensor
@@ -57,20 +58,30 @@ def as_tensor(
     size: int | None = None,
     max_size: int | None = None,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    name: str = "image",
 ) -> Tensor:
     """A path, PIL image or tensor -> ``(1 or B, 3, H, W)`` float tensor in [0, 1].
 
     ``size`` resizes the shorter side (``None``/0 keeps the size); ``max_size`` caps the longer
-    side. Tensors are taken as they are (``(3, H, W)`` gains a batch dimension).
+    side; a resize to more than ``max_pixels`` is refused before it allocates. Tensors are taken
+    as they are (``(3, H, W)`` gains a batch dimension). An image read from a file is checked
+    here, so that an error names the file (``name`` says what it is: content, style).
     """
     if isinstance(image, Tensor):
         tensor = image.unsqueeze(0) if image.dim() == 3 else image
         if size or max_size:
-            tensor = to_tensor(limit_size(resize_shorter(to_pil(tensor), size), max_size))
+            resized = resize_shorter(to_pil(tensor), size, max_pixels)
+            tensor = to_tensor(limit_size(resized, max_size))
         return tensor
     if isinstance(image, str | Path):
-        image = load_image(image, max_pixels=max_pixels)
-    return to_tensor(limit_size(resize_shorter(image, size), max_size))
+        image = load_image(image, max_pixels, size=size, max_size=max_size)
+    else:
+        image = limit_size(resize_shorter(image, size, max_pixels), max_size)
+    tensor = to_tensor(image)
+    source = source_of(image)
+    if source is not None:
+        check_image(tensor, f"{name} {source}")
+    return tensor
 
 
 def _resolve_model(
@@ -89,13 +100,15 @@ def encode_style(
     model: AdaIN | str | Path | None = None,
     *,
     style_size: int | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
     device: str | torch.device = "auto",
     revision: str | None = None,
 ) -> StyleStats:
     """Encode a style once into reusable statistics (``StyleStats.save`` writes a preset).
 
     Encoded as :func:`stylize` encodes style images (:meth:`AdaIN.style_stats`: the same
-    numbers, in bounded memory at any size). Returned on the CPU.
+    numbers, in bounded memory at any size). Returned on the CPU. ``max_pixels`` caps the
+    style image as read and as resized (:func:`adain.image.load_image`).
     """
     if isinstance(style, StyleStats):
         return style
@@ -103,7 +116,7 @@ def encode_style(
         return StyleStats.load(style)
     target = get_device(device)
     net = _resolve_model(model, revision, target)
-    image = as_tensor(style, style_size)
+    image = as_tensor(style, style_size, max_pixels=max_pixels, name="style")
     return net.style_stats(image, engine=EngineOptions(device=target)).to("cpu")
 
 
@@ -120,6 +133,7 @@ def stylize(
     content_size: int | None = None,
     style_size: int | None = None,
     max_size: int | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
     device: str | torch.device = "auto",
     revision: str | None = None,
     output: Literal["pil", "tensor"] = "pil",
@@ -144,6 +158,7 @@ def stylize(
             has the input's size.
         style_size: shorter side of the style images in px; ``None`` keeps their size.
         max_size: cap on the longer side of the content, applied after ``content_size``.
+        max_pixels: refuse image files, and resizes, of more pixels (``None``: no cap).
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"mps"``; a model given as an object is
             not moved (the call runs on copies of its weights there).
         revision: Hub revision when ``model`` is a repository id.
@@ -162,9 +177,9 @@ def stylize(
         elif isinstance(item, str | Path) and is_style_preset(item):
             style_inputs.append(StyleStats.load(item))
         else:
-            style_inputs.append(as_tensor(item, style_size))
+            style_inputs.append(as_tensor(item, style_size, None, max_pixels, "style"))
     out = net(
-        as_tensor(content, content_size, max_size),
+        as_tensor(content, content_size, max_size, max_pixels, "content"),
         style_inputs,
         alpha,
         weights=weights,

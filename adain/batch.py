@@ -21,10 +21,10 @@ from adain.image import (
     load_image,
     load_mask,
     read_size,
-    resize_shorter,
     save_format,
     save_image,
 )
+from adain.outputs import check_output
 from adain.style import is_style_preset
 
 PRESET_SUFFIX = ".safetensors"
@@ -232,12 +232,9 @@ def plan(config: BatchConfig) -> Plan:
             raise ValueError(f"mask {path}: no such file")
         read_size(path, config.max_pixels)
     jobs = _output_names(config, contents, styles)
-    inputs = {p.resolve() for p in [*contents, *styles, *masks]}
+    inputs = [*contents, *styles, *masks]
     for job in jobs:
-        if job.output.resolve() in inputs:
-            raise ValueError(f"{job.output} is one of the inputs: choose another -o")
-        if job.output.exists() and not config.overwrite:
-            raise ValueError(f"{job.output} already exists: pass --overwrite or choose another -o")
+        check_output(job.output, inputs, config.overwrite)
     return Plan(config, styles, masks, jobs)
 
 
@@ -265,7 +262,7 @@ def run(batch: Plan) -> Iterator[dict[str, Any]]:
         if is_style_preset(path):
             styles.append(StyleStats.load(path))
             continue
-        image = resize_shorter(load_image(path, config.max_pixels), config.style_size)
+        image = load_image(path, config.max_pixels, size=config.style_size)
         if config.preserve_color != "coral":
             image = encode_style(image, net, device=device)
         styles.append(image)
@@ -286,6 +283,7 @@ def run(batch: Plan) -> Iterator[dict[str, Any]]:
             tile=config.tile,
             max_memory=config.max_memory,
             precision=config.precision,  # type: ignore[arg-type]
+            max_pixels=config.max_pixels,
         )
         save_image(result, job.output, quality=config.quality)
         yield {
@@ -328,10 +326,7 @@ def save_preset(
     paths = expand_paths(styles, "style", presets=True)
     if output.suffix.lower() != PRESET_SUFFIX:
         raise ValueError(f"-o must end in {PRESET_SUFFIX} (a style preset), got {output}")
-    if output.exists() and not overwrite:
-        raise ValueError(f"{output} already exists: pass --overwrite or choose another -o")
-    if output.resolve() in {p.resolve() for p in paths}:
-        raise ValueError(f"{output} is one of the inputs: choose another -o")
+    check_output(output, paths, overwrite)
     config = BatchConfig(contents=(), styles=styles, weights=weights, style_size=style_size)
     _check_options(config, len(paths))
     for path in paths:
@@ -348,7 +343,7 @@ def save_preset(
 
             target = get_device(device)
             net = load_model(model, revision=revision).to(target).eval()
-        image = resize_shorter(load_image(path, max_pixels), style_size)
+        image = load_image(path, max_pixels, size=style_size)
         stats.append(encode_style(image, net, device=target))
     if len({s.channels for s in stats}) > 1:
         raise ValueError(
@@ -357,7 +352,6 @@ def save_preset(
         )
     mix_weights = list(weights) if weights is not None else [1.0] * len(stats)
     preset = StyleStats.mix(stats, mix_weights) if len(stats) > 1 else stats[0]
-    output.parent.mkdir(parents=True, exist_ok=True)
     preset.save(output)
     return {
         "output": str(output),

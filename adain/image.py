@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,11 +12,15 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
+from adain.outputs import write_atomically
+
 # 8192 x 8192: the largest image the tiled path is meant for. Larger needs an explicit max_pixels.
 DEFAULT_MAX_PIXELS = 8192 * 8192
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 # Composited under transparent pixels: white, like a page or a browser background.
 _BACKGROUND = (255, 255, 255)
+# Key of PIL's image.info under which load_image records the file it read.
+_SOURCE = "adain.source"
 
 
 class ImageError(ValueError):
@@ -55,6 +57,9 @@ def _open_checked(path: str | Path, max_pixels: int | None) -> Iterator[Image.Im
         with warnings.catch_warnings():
             # Our own max_pixels is the limit asked for; PIL's warning would only duplicate it.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            # PIL warns, then goes on, about damaged metadata (e.g. "Corrupt EXIF data"): the
+            # pixels are read, or their error is the one line below.
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
             with Image.open(path) as opened:
                 width, height = opened.size
                 if max_pixels is not None and width * height > max_pixels:
@@ -71,52 +76,128 @@ def _open_checked(path: str | Path, max_pixels: int | None) -> Iterator[Image.Im
         raise ImageError(f"{path}: too many pixels for PIL's safety limit ({error})") from error
     except (OSError, SyntaxError, ValueError) as error:
         raise ImageError(f"{path}: unreadable or truncated image ({error})") from error
+    except MemoryError as error:  # e.g. a damaged chunk length that PIL tries to read whole
+        raise ImageError(
+            f"{path}: out of memory while decoding: a damaged file, or too large for this "
+            "machine (lower --max-pixels)"
+        ) from error
 
 
-def load_image(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Open an image file as an upright 8-bit RGB PIL image.
+def load_image(
+    path: str | Path,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    *,
+    size: int | None = None,
+    max_size: int | None = None,
+) -> Image.Image:
+    """Open an image file as an upright 8-bit RGB PIL image, optionally resized.
 
     EXIF orientation is applied; RGBA, LA and transparent palettes are composited on white;
-    greyscale, palette, CMYK and 16-bit images are converted to RGB.
+    greyscale, palette, CMYK and 16-bit images are converted to RGB. The image's ``info``
+    records the file (:func:`source_of`), so later errors can name it.
 
     Args:
         path: image file.
-        max_pixels: refuse larger images before decoding them (a decompression-bomb guard);
-            ``None`` leaves only PIL's own limit.
+        max_pixels: refuse larger images before decoding them (a decompression-bomb guard), and
+            resizes to more pixels (checked from the header, before decoding); ``None`` leaves
+            only PIL's own limit.
+        size, max_size: as :func:`resize_shorter` then :func:`limit_size`.
 
     Raises:
-        ImageError: missing, unreadable, truncated, non-image or too large files.
+        ImageError: missing, unreadable, truncated, non-image or too large files, or a resize
+            over ``max_pixels``.
     """
     with _open_checked(path, max_pixels) as opened:
+        _check_pixels(opened.size, resized_size(*opened.size, size, max_size), max_pixels, path)
         opened.load()
-        return _to_rgb(ImageOps.exif_transpose(opened))
+        image = _to_rgb(ImageOps.exif_transpose(opened))
+    image.info[_SOURCE] = str(path)
+    return limit_size(resize_shorter(image, size, max_pixels), max_size)
 
 
-def resize_shorter(image: Image.Image, size: int | None) -> Image.Image:
-    """Resize so the shorter side is ``size`` px, keeping the aspect ratio (``None``/0 keeps)."""
+def source_of(image: Image.Image) -> str | None:
+    """The file :func:`load_image` read ``image`` from (kept through resizes), else ``None``."""
+    source = image.info.get(_SOURCE)
+    return source if isinstance(source, str) else None
+
+
+def _shorter_side(width: int, height: int, size: int) -> tuple[int, int]:
+    scale = size / min(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _longer_side(width: int, height: int, size: int) -> tuple[int, int]:
+    # The longer side is set, not computed: round(w * size / w) could land one px off.
+    other = max(1, round(min(width, height) * size / max(width, height)))
+    return (size, other) if width >= height else (other, size)
+
+
+def resized_size(
+    width: int, height: int, size: int | None = None, max_size: int | None = None
+) -> tuple[int, int]:
+    """``(width, height)`` after :func:`resize_shorter` to ``size`` then :func:`limit_size` to
+    ``max_size``, computed without any pixels (e.g. from a file header)."""
+    if size:
+        width, height = _shorter_side(width, height, size)
+    if max_size and max(width, height) > max_size:
+        width, height = _longer_side(width, height, max_size)
+    return width, height
+
+
+def _check_pixels(
+    before: tuple[int, int],
+    after: tuple[int, int],
+    max_pixels: int | None,
+    source: str | Path | None,
+) -> None:
+    """Refuse a resize to more than ``max_pixels`` before it allocates anything."""
+    if max_pixels is None or after[0] * after[1] <= max(max_pixels, before[0] * before[1]):
+        return
+    where = f"{source}: " if source else ""
+    raise ImageError(
+        f"{where}resizing {before[0]}x{before[1]} px to {after[0]}x{after[1]} px is over the "
+        f"limit of {max_pixels:,} pixels; choose a smaller size (--content-size, --style-size, "
+        "--max-size) or raise max_pixels (--max-pixels)"
+    )
+
+
+def resize_shorter(
+    image: Image.Image, size: int | None, max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> Image.Image:
+    """Resize so the shorter side is ``size`` px, keeping the aspect ratio (``None``/0 keeps).
+
+    Raises:
+        ImageError: the result would have more than ``max_pixels`` pixels (``None``: no cap).
+    """
     if not size:
         return image
-    width, height = image.size
-    scale = size / min(width, height)
-    new_size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    new_size = _shorter_side(*image.size, size)
     if new_size == image.size:
         return image
+    _check_pixels(image.size, new_size, max_pixels, source_of(image))
     return image.resize(new_size, Image.Resampling.LANCZOS)
 
 
-def resize_longer(image: Image.Image, size: int | None, upscale: bool = False) -> Image.Image:
+def resize_longer(
+    image: Image.Image,
+    size: int | None,
+    upscale: bool = False,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+) -> Image.Image:
     """Resize so the longer side is exactly ``size`` px, the other rounded to keep the aspect.
 
     Images whose longer side is already at most ``size`` are kept unless ``upscale``
     (``None``/0 keeps every image).
+
+    Raises:
+        ImageError: the result would have more than ``max_pixels`` pixels (``None``: no cap).
     """
     width, height = image.size
     longer = max(width, height)
     if not size or longer == size or (longer < size and not upscale):
         return image
-    # The longer side is set, not computed: round(w * size / w) could land one px off.
-    other = max(1, round(min(width, height) * size / longer))
-    new_size = (size, other) if width >= height else (other, size)
+    new_size = _longer_side(width, height, size)
+    _check_pixels(image.size, new_size, max_pixels, source_of(image))
     return image.resize(new_size, Image.Resampling.LANCZOS)
 
 
@@ -157,7 +238,9 @@ def _save_format(path: Path) -> str:
 def save_image(image: Image.Image | Tensor, path: str | Path, quality: int | None = None) -> Path:
     """Save atomically: write a temporary file beside ``path``, then rename over it.
 
-    The format comes from the extension; ``quality`` (1-100) applies to JPEG and WebP.
+    The format comes from the extension; ``quality`` (1-100) applies to JPEG and WebP. The file
+    gets the user's umask (:func:`adain.outputs.write_atomically`); callers check the path
+    first (:func:`adain.outputs.check_output`: inputs, ``--overwrite``).
     """
     path = Path(path)
     if isinstance(image, Tensor):
@@ -168,16 +251,8 @@ def save_image(image: Image.Image | Tensor, path: str | Path, quality: int | Non
     options: dict[str, object] = {}
     if quality is not None and image_format in ("JPEG", "WEBP"):
         options["quality"] = quality
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            image.save(handle, format=image_format, **options)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    pil_image = image
+    return write_atomically(path, lambda handle: pil_image.save(handle, image_format, **options))
 
 
 def load_mask(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Tensor:

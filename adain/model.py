@@ -7,6 +7,7 @@ API, the command line, batches, sheets, comparisons) calls it, and it hands its 
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -15,10 +16,11 @@ from typing import Any, Literal
 
 import torch
 from huggingface_hub import PyTorchModelHubMixin
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
-from adain.architecture import CONTENT_LAYER, DOWNSAMPLING
+from adain.architecture import CONTENT_LAYER, DEPTHS, DOWNSAMPLING
 from adain.decoder import Decoder
 from adain.encoder import VGG19Encoder
 from adain.engine import strips
@@ -109,6 +111,42 @@ def _check_preserve_color(preserve_color: object) -> None:
         )
 
 
+def _check_config(path: Path) -> None:
+    """Refuse a ``config.json`` the model cannot be built from, in one line naming the file:
+    unreadable, not an object, unknown keys, wrong types or out-of-range values."""
+    if not path.is_file():
+        return  # the mixin then builds the default architecture, and the weights must match it
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path}: not readable JSON ({error})") from error
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: must hold a JSON object, got {type(config).__name__}")
+    unknown = sorted(set(config) - set(_CONFIG_CHECKS))
+    if unknown:
+        raise ValueError(f"{path}: unknown key {unknown[0]!r}; known: {', '.join(_CONFIG_CHECKS)}")
+    for key, value in config.items():
+        check, wanted = _CONFIG_CHECKS[key]
+        if not check(value):
+            raise ValueError(f"{path}: {key} must be {wanted}, got {value!r}")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+# config.json keys (AdaIN.__init__'s kwargs) -> (check, what the message asks for). Widths above
+# VGG's 64 are refused before a model of that size is built.
+_CONFIG_CHECKS: dict[str, tuple[Any, str]] = {
+    "encoder_depth": (lambda v: v in DEPTHS, f"one of {', '.join(DEPTHS)}"),
+    "base_channels": (
+        lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 64,
+        "an integer from 1 to 64",
+    ),
+    "eps": (lambda v: _is_number(v) and math.isfinite(v) and v > 0, "a finite number > 0"),
+}
+
+
 class AdaIN(
     nn.Module,
     PyTorchModelHubMixin,
@@ -181,6 +219,7 @@ class AdaIN(
             pretrained_model_name_or_path, revision, cache_dir=cache_dir,
             force_download=force_download, token=token, local_files_only=local_files_only,
         )  # fmt: skip
+        _check_config(Path(folder) / "config.json")
         # The mixin reads config.json from the folder, then calls _from_pretrained on it.
         return super().from_pretrained(str(folder), **model_kwargs)
 
@@ -207,8 +246,14 @@ class AdaIN(
                 f"{model_id} has no {WEIGHTS_NAME}: point to a folder written by "
                 "save_pretrained() or `adain convert`"
             )
+        try:  # before the model is built: a corrupt file fails at once
+            state_dict = load_file(weights_file, device=str(map_location))
+        except SafetensorError as error:
+            raise ValueError(
+                f"{weights_file} is not a readable safetensors file ({error}): download or "
+                "convert the model again"
+            ) from error
         model = cls(**model_kwargs)  # type: ignore[arg-type]
-        state_dict = load_file(weights_file, device=str(map_location))
         model.load_checked(state_dict, source=weights_file, strict=strict)
         # Loaded for inference: nothing requires gradients, so calls run on the engine. To
         # fine-tune, call model.decoder.requires_grad_(True).
@@ -390,9 +435,12 @@ class AdaIN(
         channels = 8 * self.encoder.conv1_1.out_channels
         for stats in styles:
             if stats.channels != channels:
+                what = (
+                    f"style preset {stats.source} has" if stats.source else "style statistics have"
+                )
                 raise ValueError(
-                    f"style statistics have {stats.channels} channels, this model's encoder "
-                    f"{channels}: encode the style with the same model"
+                    f"{what} {stats.channels} channels, this model's encoder {channels}: "
+                    "encode the style with the same model"
                 )
         if masks is not None:
             if weights is not None:

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from PIL import Image, ImageDraw, ImageFont
 
-from adain.image import DEFAULT_MAX_PIXELS, load_image, resize_shorter
+from adain.image import DEFAULT_MAX_PIXELS, load_image
 from adain.style import is_style_preset
 
 # The issue's example sweep: no style, three blends, full style, and one over-stylised step.
@@ -17,6 +17,8 @@ DEFAULT_ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5)
 _BACKGROUND = (255, 255, 255)
 _INK = (40, 40, 40)
 _PRESET_CELL = (200, 200, 200)
+# Cell sizes a sheet accepts (px): a readable label below, a few cells within memory above.
+MIN_CELL_SIZE, MAX_CELL_SIZE = 16, 4096
 
 Cell = tuple[Image.Image | None, str]
 
@@ -52,11 +54,12 @@ def contact_sheet(
     """
     if not rows or not any(rows):
         raise ValueError("a contact sheet needs at least one image")
+    _check_cell_size(cell_size)
+    if not 0 <= gap <= cell_size:
+        raise ValueError(f"gap must be from 0 to cell_size ({cell_size}) px, got {gap}")
     font_size = max(10, cell_size // 14)
     label_height = font_size + 6
-    columns = max(len(row) for row in rows)
-    width = gap + columns * (cell_size + gap)
-    height = gap + len(rows) * (cell_size + label_height + gap)
+    width, height = sheet_size(len(rows), max(len(row) for row in rows), cell_size, gap)
     sheet = Image.new("RGB", (width, height), _BACKGROUND)
     draw = ImageDraw.Draw(sheet)
     font = _font(font_size)
@@ -100,6 +103,19 @@ class SweepConfig:
     cell_size: int = 192  # px, the box each picture of the sheet fits in
 
 
+def _check_cell_size(cell_size: int) -> None:
+    if not MIN_CELL_SIZE <= cell_size <= MAX_CELL_SIZE:
+        raise ValueError(
+            f"--cell-size must be from {MIN_CELL_SIZE} to {MAX_CELL_SIZE} px, got {cell_size}"
+        )
+
+
+def sheet_size(rows: int, columns: int, cell_size: int, gap: int = 8) -> tuple[int, int]:
+    """``(width, height)`` in px of a :func:`contact_sheet` of ``rows`` x ``columns`` cells."""
+    label_height = max(10, cell_size // 14) + 6
+    return gap + columns * (cell_size + gap), gap + rows * (cell_size + label_height + gap)
+
+
 def _mix_weights(steps: int) -> list[tuple[float, float]]:
     return [(1.0 - k / (steps - 1), k / (steps - 1)) for k in range(steps)]
 
@@ -121,6 +137,18 @@ def sweep_sheet(config: SweepConfig) -> Image.Image:
         raise ValueError(f"--alpha values must be >= 0, got {list(config.alphas)}")
     if len(config.styles) > 1 and config.steps < 2:
         raise ValueError(f"--steps must be >= 2 (both pure styles), got {config.steps}")
+    _check_cell_size(config.cell_size)
+    mixes = config.steps if len(config.styles) > 1 else 0
+    width, height = sheet_size(
+        2 * len(config.styles),  # the header, one alpha row per style, one mix row per pair
+        max(1 + len(config.styles), len(config.alphas), mixes),
+        config.cell_size,
+    )
+    if config.max_pixels is not None and width * height > config.max_pixels:
+        raise ValueError(
+            f"the sheet would be {width}x{height} px, over the limit of {config.max_pixels:,} "
+            "pixels: lower --cell-size or raise --max-pixels"
+        )
     content = load_image(config.content, config.max_pixels)
     device = get_device(config.device)
     net = load_model(config.model, revision=config.revision).to(device).eval()
@@ -134,7 +162,7 @@ def sweep_sheet(config: SweepConfig) -> Image.Image:
             styles.append(StyleStats.load(path))
             header.append((None, f"{name} (preset)"))
             continue
-        image = resize_shorter(load_image(path, config.max_pixels), config.style_size)
+        image = load_image(path, config.max_pixels, size=config.style_size)
         header.append((image, name))
         styles.append(
             image if config.preserve_color == "coral" else encode_style(image, net, device=device)
@@ -150,6 +178,7 @@ def sweep_sheet(config: SweepConfig) -> Image.Image:
             preserve_color=config.preserve_color,
             content_size=config.content_size,
             max_size=config.max_size,
+            max_pixels=config.max_pixels,
             device=device,
         )
         assert isinstance(result, Image.Image)

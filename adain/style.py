@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import Tensor
+
+from adain.outputs import write_atomically
 
 _FORMAT = "adain-style-stats"
 _FORMAT_VERSION = "1"
@@ -25,16 +26,21 @@ class StyleStats:
         mean: ``(B, C, 1, 1)`` per-channel means (``B`` is 1 for a single style image).
         std: ``(B, C, 1, 1)`` per-channel standard deviations.
         layer: the encoder layer the statistics come from.
+        source: the preset file they were loaded from, named in error messages (``None``
+            when encoded or mixed here).
     """
 
     mean: Tensor
     std: Tensor
     layer: str = "relu4_1"
+    source: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
-        if self.mean.shape != self.std.shape or self.mean.dim() != 4:
+        shape = tuple(self.mean.shape)
+        if shape != tuple(self.std.shape) or len(shape) != 4 or shape[2:] != (1, 1):
+            where = f"{self.source}: " if self.source else ""
             raise ValueError(
-                f"mean and std must both be (B, C, 1, 1), got {tuple(self.mean.shape)} "
+                f"{where}mean and std must both be (B, C, 1, 1), got {shape} "
                 f"and {tuple(self.std.shape)}"
             )
 
@@ -43,7 +49,8 @@ class StyleStats:
         return self.mean.shape[1]
 
     def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> StyleStats:
-        return StyleStats(self.mean.to(device, dtype), self.std.to(device, dtype), self.layer)
+        mean, std = self.mean.to(device, dtype), self.std.to(device, dtype)
+        return StyleStats(mean, std, self.layer, self.source)
 
     @staticmethod
     def mix(stats: Sequence[StyleStats], weights: Sequence[float]) -> StyleStats:
@@ -52,37 +59,43 @@ class StyleStats:
         Because AdaIN is affine in ``(mu(y), sigma(y))``, ``sum_k w_k AdaIN(x, y_k)`` (the paper's
         style interpolation, Sec. 7.3) equals AdaIN with the mixed statistics; mixing once lets a
         mixture be stored and reused like a single style.
+
+        Raises:
+            ValueError: a weight that is negative or not finite, or weights that are all 0.
         """
         if len(stats) != len(weights):
             raise ValueError(f"got {len(weights)} weights for {len(stats)} styles: give one each")
         if not stats:
             raise ValueError("no styles to mix")
-        if any(not (w >= 0) for w in weights) or sum(weights) <= 0:
-            raise ValueError(f"weights must be >= 0 with a positive sum, got {list(weights)}")
-        total = float(sum(weights))
-        mean = sum(s.mean * (w / total) for s, w in zip(stats, weights, strict=True))
-        std = sum(s.std * (w / total) for s, w in zip(stats, weights, strict=True))
+        if any(not (math.isfinite(w) and w >= 0) for w in weights) or not any(weights):
+            raise ValueError(
+                f"weights must be >= 0 and finite with a positive sum (--weight), got "
+                f"{list(weights)}"
+            )
+        # Divided by the largest weight first: the sum of 1e308 and 1e308 would overflow to inf
+        # and every normalised weight to 0 (a black image).
+        largest = max(float(w) for w in weights)
+        scaled = [float(w) / largest for w in weights]
+        total = sum(scaled)
+        mean = sum(s.mean * (w / total) for s, w in zip(stats, scaled, strict=True))
+        std = sum(s.std * (w / total) for s, w in zip(stats, scaled, strict=True))
         assert isinstance(mean, Tensor) and isinstance(std, Tensor)
         return StyleStats(mean, std, stats[0].layer)
 
     def save(self, path: str | Path) -> Path:
-        """Write a small safetensors file atomically (temporary file, then rename)."""
-        path = Path(path)
+        """Write a small safetensors file atomically (:func:`adain.outputs.write_atomically`)."""
         tensors = {"mean": self.mean.detach().cpu(), "std": self.std.detach().cpu()}
         metadata = {"format": _FORMAT, "version": _FORMAT_VERSION, "layer": self.layer}
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        try:
-            save_file({k: v.contiguous() for k, v in tensors.items()}, tmp, metadata=metadata)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        return path
+        data = save({k: v.contiguous() for k, v in tensors.items()}, metadata=metadata)
+        return write_atomically(path, lambda handle: handle.write(data))
 
     @classmethod
     def load(cls, path: str | Path) -> StyleStats:
-        """Read a file written by :meth:`save`; anything else is a ``ValueError``."""
+        """Read a file written by :meth:`save`: one style, finite, ``(1, C, 1, 1)`` mean and std.
+
+        Raises:
+            ValueError: anything else, in one line naming the file.
+        """
         path = Path(path)
         if not path.is_file():
             raise ValueError(f"style preset {path} does not exist")
@@ -94,7 +107,18 @@ class StyleStats:
             raise ValueError(f"{path} is not a style preset (safetensors): {error}") from error
         if metadata.get("format") != _FORMAT or set(tensors) != {"mean", "std"}:
             raise ValueError(f"{path} is not an adain style preset (made by `adain style-encode`)")
-        return cls(tensors["mean"], tensors["std"], metadata.get("layer", "relu4_1"))
+        mean, std = tensors["mean"], tensors["std"]
+        if not (mean.is_floating_point() and std.is_floating_point()):
+            raise ValueError(f"{path}: a style preset holds floats, got {mean.dtype}, {std.dtype}")
+        stats = cls(mean.float(), std.float(), metadata.get("layer", "relu4_1"), str(path))
+        if stats.mean.shape[0] != 1:
+            raise ValueError(
+                f"{path} holds {stats.mean.shape[0]} styles; a preset holds one: make it with "
+                "`adain style-encode` (several styles are mixed into one)"
+            )
+        if not (torch.isfinite(stats.mean).all() and torch.isfinite(stats.std).all()):
+            raise ValueError(f"{path}: the style preset holds NaN or infinite values")
+        return stats
 
 
 def is_style_preset(path: str | Path) -> bool:

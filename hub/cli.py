@@ -25,7 +25,9 @@ Tag = Annotated[str | None, typer.Option(help="Tag the new commit (e.g. v1).")]
 Output = Annotated[
     Path | None, typer.Option("--output", "-o", help="Also keep the built folder here.")
 ]
-Overwrite = Annotated[bool, typer.Option(help="Replace an existing --output folder.")]
+Overwrite = Annotated[
+    bool, typer.Option(help="Replace an existing --output folder holding only model files.")
+]
 Evaluation = Annotated[
     Path | None, typer.Option(help="Markdown file with measured figures for the model card.")
 ]

@@ -12,6 +12,7 @@ import json
 import subprocess
 import tempfile
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
@@ -133,20 +134,37 @@ def build_folder(
     card_fields: dict[str, Any],
     repo_id: str,
     overwrite: bool = False,
+    inputs: Iterable[str | Path] = (),
 ) -> str:
-    """Write the ``save_pretrained`` folder with its card; return model.safetensors' sha256.
+    """Write the ``save_pretrained`` folder with its card, whole; return model.safetensors' sha256.
 
-    An existing non-empty ``folder`` is refused unless ``overwrite``.
+    An existing non-empty ``folder`` is refused unless ``overwrite``, and even then unless it
+    holds only the three model files; an input is never the folder or inside it
+    (:func:`adain.weights.folder.write_folder`).
     """
     from adain.weights.download import sha256_file
-    from adain.weights.hub import save_model_dir
+    from adain.weights.folder import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, write_folder
 
-    save_model_dir(model, folder, overwrite=overwrite)
-    sha = sha256_file(folder / "model.safetensors")
-    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    card = render_card(config, repo_id, sha, **card_fields)
-    (folder / "README.md").write_text(card, encoding="utf-8")
-    return sha
+    shas: list[str] = []
+
+    def fill(staging: Path) -> None:
+        model.save_pretrained(staging)
+        shas.append(sha256_file(staging / WEIGHTS_NAME))
+        config = json.loads((staging / CONFIG_NAME).read_text(encoding="utf-8"))
+        card = render_card(config, repo_id, shas[0], **card_fields)
+        (staging / CARD_NAME).write_text(card, encoding="utf-8")
+
+    write_folder(folder, fill, overwrite=overwrite, inputs=inputs)
+    return shas[0]
+
+
+def check_output(output: Path | None, inputs: Iterable[str | Path], overwrite: bool) -> None:
+    """Refuse a bad ``--output`` folder before the model is loaded (see :func:`build_folder`)."""
+    if output is not None:
+        from adain.outputs import check_folder
+        from adain.weights.folder import MODEL_FILES
+
+        check_folder(output, MODEL_FILES, inputs, overwrite)
 
 
 def upload(
@@ -202,6 +220,9 @@ def push(
     """
     from adain.weights.card import UNRECORDED_DECODER
 
+    # The encoder's model folder is read too: -o never replaces it.
+    inputs = [source, *([encoder] if encoder and Path(encoder).exists() else [])]
+    check_output(output, inputs, overwrite)
     model, train_config = load_source(source, encoder)
     if train_config:
         training = "Trained with `python -m train`; resolved config:\n\n```json\n"
@@ -220,7 +241,9 @@ def push(
     }
     if evaluation:
         fields["evaluation"] = evaluation
-    return _publish(model, repo_id, fields, branch, private, tag, token, output, dry_run, overwrite)
+    return _publish(
+        model, repo_id, fields, branch, private, tag, token, output, dry_run, overwrite, inputs
+    )
 
 
 def publish_original(
@@ -241,6 +264,8 @@ def publish_original(
     from adain.model import AdaIN
     from adain.weights import card
 
+    inputs = [vgg, decoder]
+    check_output(output, inputs, overwrite)
     model = AdaIN.from_original(vgg, decoder)
     fields = {
         "title": "VGG-19 encoder + original decoder (converted release weights)",
@@ -251,7 +276,9 @@ def publish_original(
     }
     if evaluation:
         fields["evaluation"] = evaluation
-    return _publish(model, repo_id, fields, branch, private, tag, token, output, dry_run, overwrite)
+    return _publish(
+        model, repo_id, fields, branch, private, tag, token, output, dry_run, overwrite, inputs
+    )
 
 
 def _publish(
@@ -265,11 +292,12 @@ def _publish(
     output: Path | None,
     dry_run: bool,
     overwrite: bool,
+    inputs: list[str | Path],
 ) -> PushResult:
     fields = fields | {"revision": tag}
     with tempfile.TemporaryDirectory(prefix="adain-push-") as tmp:
         folder = Path(output) if output is not None else Path(tmp) / "model"
-        sha = build_folder(model, folder, fields, repo_id, overwrite=overwrite or output is None)
+        sha = build_folder(model, folder, fields, repo_id, overwrite=overwrite, inputs=inputs)
         if dry_run:
             return PushResult(repo_id, "", sha, str(folder))
         commit = upload(folder, repo_id, branch=branch, private=private, tag=tag, token=token)

@@ -381,6 +381,17 @@ def test_style_encode_and_interpolate_bad_input(work):
     assert not (work / "z.png").exists()
 
 
+def test_interpolate_never_replaces_an_input_even_with_overwrite(work):
+    """Issue 16, case 4: `interpolate ... -o INPUT --overwrite` replaced one of its own inputs
+    (stylize and style-encode already refused)."""
+    before = {p: p.read_bytes() for p in (work / "c/a.png", work / "s/x.png", work / "s/y.png")}
+    for output in ("c/a.png", "s/y.png", "s/../s/x.png"):
+        result = invoke("interpolate", "c/a.png", "-s", "s/x.png", "-s", "s/y.png", "-o", output,
+                        "--overwrite", *model_args(work))  # fmt: skip
+        assert f"{output} is one of the inputs: choose another -o" in one_error_line(result)
+    assert {p: p.read_bytes() for p in before} == before
+
+
 def test_unknown_model_id_offline(work, monkeypatch):
     import huggingface_hub.constants
 

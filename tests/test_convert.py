@@ -205,6 +205,45 @@ def test_save_original_writes_a_loadable_folder(tmp_path):
         save_original(vgg_path, dec_path, folder)
 
 
+def test_cli_convert_overwrite_replaces_only_its_own_model_folder(tmp_path):
+    """Issue 16, case 5: `convert ... -o DIR --overwrite` deleted the whole folder, its input
+    .pth files and unrelated files included; `-o INPUT.pth --overwrite` deleted the input."""
+    from typer.testing import CliRunner
+
+    from adain.cli import app
+
+    vgg_path, dec_path, _, _ = _save_original(tmp_path, width=8)
+    inputs = {path: path.read_bytes() for path in (vgg_path, dec_path)}
+
+    def convert(output: Path, *extra: str):
+        args = ["convert", str(vgg_path), str(dec_path), "-o", str(output), *extra]
+        result = CliRunner().invoke(app, args)
+        lines = result.stderr.strip().splitlines()
+        return result.exit_code, lines[-1] if lines else ""
+
+    code, error = convert(tmp_path, "--overwrite")  # the folder of the inputs
+    assert code == 1 and "holds the input vgg_normalised.pth: choose another -o" in error
+    code, error = convert(vgg_path, "--overwrite")
+    assert code == 1 and "vgg_normalised.pth is one of the inputs" in error
+    assert {path: path.read_bytes() for path in inputs} == inputs
+    assert vgg_path.is_file()
+
+    folder = tmp_path / "model"
+    assert convert(folder) == (0, "")
+    assert convert(folder)[1].endswith(
+        "model already exists: pass --overwrite or choose another -o"
+    )
+    assert convert(folder, "--overwrite") == (0, "")  # its own files only: replaced
+    (folder / "notes.txt").write_text("mine")
+    code, error = convert(folder, "--overwrite")
+    assert code == 1 and "holds notes.txt, which this command does not write" in error
+    assert (folder / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "README.md", "config.json", "model.safetensors", "notes.txt"
+    ]  # fmt: skip
+    AdaIN.from_pretrained(str(folder))  # the previous conversion, whole
+
+
 def test_every_card_carries_the_licences_and_provenance(tmp_path, tiny_model):
     """save_pretrained, `adain convert`, the converted folder of the loading fallbacks and the
     published card (hub/) all carry the one Licences list of adain.weights.card."""

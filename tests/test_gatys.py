@@ -265,6 +265,44 @@ def test_cli_compare_rejects_bad_step_list(image_files, tmp_path):
     assert result.exit_code == 2 and "comma-separated numbers" in result.output
 
 
+def test_cli_gatys_and_compare_never_replace_an_input_or_an_unasked_file(
+    tiny_model_dir, image_files, tmp_path
+):
+    """Issue 16, case 1: `gatys C S -o C`, `compare C S -o C` and `compare --json C` replaced
+    the content image, and any existing -o, without --overwrite."""
+    content, style = image_files
+    before = {path: path.read_bytes() for path in image_files}
+    existing = tmp_path / "kept.png"
+    existing.write_bytes(b"not yours")
+    base = [*map(str, image_files), "--model", str(tiny_model_dir), "--steps", "1"]
+    runs = [
+        (["gatys", *base, "-o", str(content)], "content.png is one of the inputs"),
+        (["gatys", *base, "-o", str(style), "--overwrite"], "style.png is one of the inputs"),
+        (["gatys", *base, "-o", str(existing)], "kept.png already exists: pass --overwrite"),
+        (["compare", *base, "-o", str(content)], "content.png is one of the inputs"),
+        (["compare", *base, "-o", str(existing)], "kept.png already exists: pass --overwrite"),
+        (["compare", *base, "-o", str(tmp_path / "f.png"), "--json", str(content),
+          "--overwrite"], "content.png is one of the inputs: choose another --json"),
+        (["compare", *base, "-o", str(tmp_path / "f.png"), "--json", str(existing)],
+         "kept.png already exists: pass --overwrite or choose another --json"),
+        (["compare", *base, "-o", str(tmp_path / "f.png"), "--json", str(tmp_path / "f.png")],
+         "--json and -o both name"),
+    ]  # fmt: skip
+    for args, message in runs:
+        result = CliRunner().invoke(app, args)
+        lines = result.stderr.strip().splitlines()
+        assert result.exit_code == 1 and len(lines) == 1, (args, result.output)
+        assert message in lines[0], (args, lines[0])
+    assert {path: path.read_bytes() for path in image_files} == before
+    assert existing.read_bytes() == b"not yours"
+    assert not (tmp_path / "f.png").exists()
+    # --overwrite replaces an existing output that is not an input.
+    result = CliRunner().invoke(app, ["gatys", *base, "-o", str(existing), "--overwrite", "-q"])
+    assert result.exit_code == 0, result.output
+    with Image.open(existing) as written:
+        assert written.size == (48, 40)
+
+
 def gatys_args(image_files, out: Path, model_dir: Path, *extra: object) -> list[str]:
     return ["gatys", *map(str, image_files), "-o", str(out), "--model", str(model_dir),
             "--init", "content", *map(str, extra)]  # fmt: skip
@@ -282,8 +320,8 @@ def test_cli_gatys_image_size_is_exact_and_never_enlarges_by_default(tiny_model_
         ((files[1], files[1]), ["--image-size", 64], (32, 32)),
         ((files[1], files[1]), ["--image-size", 64, "--upscale"], (64, 64)),
     ]
-    for inputs, extra, size in runs:
-        args = gatys_args(inputs, out, tiny_model_dir, "--steps", 1, *extra)
+    for inputs, extra, size in runs:  # the same -o each time: --overwrite
+        args = gatys_args(inputs, out, tiny_model_dir, "--steps", 1, "--overwrite", *extra)
         result = CliRunner().invoke(app, args)
         assert result.exit_code == 0, result.output
         with Image.open(out) as written:
@@ -292,7 +330,9 @@ def test_cli_gatys_image_size_is_exact_and_never_enlarges_by_default(tiny_model_
 
 def test_cli_gatys_and_compare_show_progress_on_a_terminal(tiny_model_dir, image_files, tmp_path):
     out = tmp_path / "o.png"
-    args = gatys_args(image_files, out, tiny_model_dir, "--steps", 2, "--print-every", 1)
+    args = gatys_args(
+        image_files, out, tiny_model_dir, "--steps", 2, "--print-every", 1, "--overwrite"
+    )  # three runs to the same -o
     # A terminal (rich honours TTY_COMPATIBLE=1): a bar with the iteration, loss and ETA, and
     # the loss lines; stdout keeps the output path alone.
     result = CliRunner().invoke(app, args, env={"TTY_COMPATIBLE": "1"})

@@ -508,6 +508,42 @@ def test_save_model_dir_is_duck_typed_and_atomic(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no staging folder left behind
 
 
+def test_dry_run_folder_never_replaces_its_source_or_unrelated_files(tmp_path, tiny_model_dir):
+    """`hub push DIR --dry-run -o DIR --overwrite` emptied the model it was publishing; an
+    unrelated -o folder lost its files too. The card is now written with the folder, whole."""
+    from typer.testing import CliRunner
+
+    from hub.cli import app
+
+    def push(output: Path, *extra: str):
+        args = ["push", str(tiny_model_dir), "--repo-id", "org/x", "--dry-run", "-o", str(output)]
+        return CliRunner().invoke(app, [*args, *extra])
+
+    before = {p.name: p.read_bytes() for p in tiny_model_dir.iterdir()}
+    result = push(tiny_model_dir, "--overwrite")
+    assert result.exit_code == 1 and "is one of the inputs: choose another -o" in result.output
+    assert {p.name: p.read_bytes() for p in tiny_model_dir.iterdir()} == before
+    unrelated = tmp_path / "docs"
+    unrelated.mkdir()
+    (unrelated / "notes.md").write_text("mine")
+    result = push(unrelated, "--overwrite")
+    assert result.exit_code == 1 and "holds notes.md, which this command does not write" in (
+        result.output
+    )
+    assert (unrelated / "notes.md").read_text() == "mine"
+    built = tmp_path / "built"
+    assert push(built).exit_code == 0
+    assert "already exists" in push(built).output
+    result = push(built, "--overwrite")
+    assert result.exit_code == 0 and "not pushed" in result.output
+    assert sorted(p.name for p in built.iterdir()) == [
+        "README.md",
+        "config.json",
+        "model.safetensors",
+    ]
+    assert "org/x" in (built / "README.md").read_text()
+
+
 @pytest.mark.parametrize("module", ["hub", "download", "convert", "info", "folder", "card"])
 def test_weights_never_import_the_model(module):
     """adain.weights sits below the model: a fresh import leaves adain.model (and, but for the

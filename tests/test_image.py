@@ -157,3 +157,30 @@ def test_save_formats_and_quality(tmp_path):
     with pytest.raises(ImageError, match="quality must be between 1 and 100"):
         save_image(image, tmp_path / "out.jpg", quality=0)
     assert not (tmp_path / "out.xyz").exists() and not (tmp_path / "out.jpg").exists()
+
+
+def test_resizes_over_the_pixel_cap_are_refused_before_they_allocate(tmp_path):
+    image = _gradient(40, 20)
+    with pytest.raises(ImageError, match=r"40x20 px to 200000x100000 px is over the limit"):
+        resize_shorter(image, 100_000)
+    with pytest.raises(ImageError, match="--max-pixels"):
+        resize_longer(image, 100_000, upscale=True, max_pixels=1000)
+    assert resize_shorter(image, 40, max_pixels=None).size == (80, 40)
+    assert limit_size(image, 100_000) is image  # never enlarges: no cap needed
+    # A truncated file: the resize is refused from the header, before any pixel is decoded.
+    image.save(tmp_path / "a.png")
+    data = (tmp_path / "a.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ImageError, match=r"cut\.png: resizing 40x20 px to 200000x100000 px"):
+        load_image(tmp_path / "cut.png", size=100_000)
+
+
+def test_load_image_resizes_and_remembers_its_file(tmp_path):
+    from adain.image import resized_size, source_of
+
+    _gradient(40, 20).save(tmp_path / "a.png")
+    image = load_image(tmp_path / "a.png", size=10, max_size=16)
+    assert image.size == resized_size(40, 20, 10, 16) == (16, 8)
+    assert source_of(image) == str(tmp_path / "a.png")
+    assert source_of(resize_shorter(image, 30)) == str(tmp_path / "a.png")
+    assert source_of(_gradient()) is None

@@ -327,3 +327,41 @@ def test_loaded_models_need_no_gradients(tiny_model_dir, content, style):
     assert not any(p.requires_grad for p in model.parameters())
     out = model(content, style)  # grad mode on, nothing to record: the engine runs it
     assert not out.requires_grad
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "flipped header"])
+def test_corrupt_weights_file_is_a_value_error_naming_it(tiny_model_dir, damage):
+    weights = tiny_model_dir / "model.safetensors"
+    data = weights.read_bytes()
+    cut = {"truncated": data[:-100], "empty": b"", "flipped header": b"\xff" + data[1:]}
+    weights.write_bytes(cut[damage])
+    with pytest.raises(ValueError, match="model.safetensors is not a readable safetensors file"):
+        AdaIN.from_pretrained(tiny_model_dir)
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"base_channels": 8.0}, "base_channels must be an integer from 1 to 64, got 8.0"),
+        ({"base_channels": 0}, "base_channels must be an integer from 1 to 64"),
+        ({"base_channels": 10**9}, "base_channels must be an integer from 1 to 64"),
+        ({"eps": float("nan")}, "eps must be a finite number > 0"),
+        ({"encoder_depth": "relu3_1"}, "encoder_depth must be one of"),
+        ({"encoder_depth": ["relu4_1"]}, "encoder_depth must be one of"),
+        ("relu4_1", "must hold a JSON object, got str"),
+    ],
+)
+def test_config_json_is_checked_before_the_model_is_built(tiny_model_dir, config, message):
+    path = tiny_model_dir / "config.json"
+    path.write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="config.json: " + message.replace("(", r"\(")) as error:
+        AdaIN.from_pretrained(tiny_model_dir)
+    assert str(path) in str(error.value)
+
+
+def test_preset_of_another_model_names_the_file(tmp_path, tiny_model, content):
+    path = StyleStats(torch.zeros(1, 128, 1, 1), torch.ones(1, 128, 1, 1)).save(
+        tmp_path / "wide.safetensors"
+    )
+    with pytest.raises(ValueError, match=r"wide\.safetensors has 128 channels, .* encoder 64"):
+        tiny_model(content, StyleStats.load(path))

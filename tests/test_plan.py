@@ -97,10 +97,25 @@ def test_parse_memory(text, expected):
     assert parse_memory(text) == expected
 
 
-@pytest.mark.parametrize("text", ["lots", "-1G", "G"])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("1.5GiB", 3 << 29), ("1048576", 1 << 20), ("512 MiB", 512 << 20), ("2g", 2 << 30)],
+)
+def test_parse_memory_units_and_byte_counts(text, expected):
+    assert parse_memory(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text", ["lots", "-1G", "G", "", "B", "inf", "1e400", "nan", "0", "9" * 400, "1.5X", 0]
+)
 def test_parse_memory_rejects_nonsense(text):
-    with pytest.raises(ValueError, match="memory size"):
+    with pytest.raises(ValueError, match=r"memory size .*\(--max-memory\)"):
         parse_memory(text)
+
+
+def test_too_small_budget_below_a_gib_is_in_mib():
+    with pytest.raises(ValueError, match=r"max_memory 2\.00 MiB \(--max-memory\) is too small"):
+        plan_strips(1, 4096, 4096, max_memory=parse_memory("2M"))
 
 
 def test_columns_cover_every_cell_once_widest_window_first():

@@ -412,20 +412,25 @@ def test_readme_smoke_line_runs_offline_and_resume_needs_only_the_output(
     assert result.exit_code == 0, result.output
     assert load_checkpoint(run / "latest.pt")["step"] == 5
 
-    # A run that died before its first checkpoint restarts from its config.toml.
+    # Nothing to resume is an error, never a silent fresh start: a run that died before its
+    # first checkpoint (only its config.toml) is started again without --resume.
     died = Path("runs/died")
     died.mkdir()
     shutil.copy(run / "config.toml", died / "config.toml")
     result = _readme(["--output", str(died), "--resume", "latest", "--max-steps", "1"])
-    assert result.exit_code == 0, result.output
-    state = load_checkpoint(died / "latest.pt")
-    assert state["step"] == 1 and state["config"]["output"] == str(died)
+    assert result.exit_code == 1
+    assert result.output == (
+        "error: --resume latest: nothing to resume in runs/died (no checkpoint, only a "
+        "config.toml: the run stopped before its first save); start the run without --resume "
+        "(with --overwrite if the folder holds a run)\n"
+    )
+    assert sorted(p.name for p in died.iterdir()) == ["config.toml"]
     result = _readme(["--output", "runs/none", "--resume", "latest"])
     assert result.exit_code == 1
-    assert result.output.strip() == (
-        "error: --resume latest: nothing to resume in runs/none (no latest.pt, no config.toml); "
-        "a new run there needs --content and --style"
+    assert result.output.startswith(
+        "error: --resume latest: nothing to resume in runs/none (no such folder); "
     )
+    assert not Path("runs/none").exists()
 
 
 def test_resume_path_errors_and_encoder_width_mismatch(tmp_path: Path, data: dict[str, Path]):
@@ -472,11 +477,242 @@ def test_sigterm_mid_run_leaves_a_loadable_checkpoint(tmp_path: Path, data: dict
         if process.poll() is None:
             process.kill()
             process.communicate()
-    assert process.returncode == 0, stderr
-    assert "stopped at step" in stdout and "--resume latest" in stdout
+    assert process.returncode == 128 + signal.SIGTERM == 143, stderr
     state = load_checkpoint(run / "latest.pt")
     assert 1 <= state["step"] < 100_000
+    checkpoint = run / f"ckpt_{state['step']:06d}.pt"
+    assert stderr.splitlines()[-1] == (
+        f"stopped by SIGTERM at step {state['step']}: {checkpoint}; continue with --resume latest"
+    )
+    assert stdout == ""  # no model folder: the run did not finish
     assert not list(run.glob(".*tmp*"))  # no temporary files left behind
+
+
+# Nothing lost: refusals, checksums, signals, logs, leftovers ------------------------------
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory: pytest.TempPathFactory, data: dict[str, Path]) -> Path:
+    """A finished 4-step run: ckpt_000002.pt, ckpt_000004.pt, latest.pt, metrics of steps 1-4."""
+    run = tmp_path_factory.mktemp("small") / "run"
+    fit(_config(data, run, max_steps=4, save_every=2))
+    return run
+
+
+def _copy_run(small_run: Path, where: Path) -> Path:
+    """A copy of ``small_run`` (latest.pt becomes a file of its own, as where links fail)."""
+    return Path(shutil.copytree(small_run, where / "run"))
+
+
+def _run_args(data: dict[str, Path], run: Path, *more: str) -> list[str]:
+    return ["--config", "smoke", "--content", str(data["content"]), "--style", str(data["style"]),
+            "--encoder", str(data["encoder"]), "--base-channels", str(TINY_WIDTH),
+            "-o", str(run), *more]  # fmt: skip
+
+
+def _steps(run: Path) -> list[int]:
+    return [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_a_run_folder_with_checkpoints_needs_resume_or_overwrite(
+    tmp_path: Path, small_run: Path, data: dict[str, Path]
+):
+    run = _copy_run(small_run, tmp_path)
+    before = {p.name: p.read_bytes() for p in run.glob("*.pt")}
+    result = _readme(_run_args(data, run, "--max-steps", "2"))
+    assert result.exit_code == 1
+    assert result.output == (
+        f"error: {run} holds a run's checkpoints: continue it with --resume latest, or start "
+        "again with --overwrite (replaces that run's files)\n"
+    )
+    assert {p.name: p.read_bytes() for p in run.glob("*.pt")} == before  # nothing rewritten
+    result = _readme([*_run_args(data, run), "--resume", "latest", "--overwrite"])
+    assert result.exit_code == 1
+    assert "--overwrite starts the run again from step 0: drop it or --resume" in result.output
+
+    # --overwrite replaces the run's own files only: a file of the user's, even one named like
+    # a checkpoint, stays.
+    (run / "ckpt_best.pt").write_bytes(b"mine")
+    (run / "notes.txt").write_text("mine")
+    result = _readme(_run_args(data, run, "--max-steps", "1", "--overwrite"))
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in run.glob("*.pt")) == [
+        "ckpt_000001.pt",
+        "ckpt_best.pt",
+        "latest.pt",
+    ]
+    assert (run / "notes.txt").read_text() == "mine"
+    assert load_checkpoint(run / "latest.pt")["step"] == 1
+    assert _steps(run) == [1]
+    assert load_toml(run / "config.toml").max_steps == 1
+    assert (run / "model" / "README.md").read_text().count("Steps: 1 of 1")
+
+
+def test_resume_latest_without_latest_pt_names_the_checkpoints_there(
+    tmp_path: Path, small_run: Path
+):
+    run = _copy_run(small_run, tmp_path)
+    (run / "latest.pt").unlink()
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    result = _readme(["--output", str(run), "--resume", "latest", "--max-steps", "6"])
+    assert result.exit_code == 1
+    assert result.output == (
+        f"error: --resume latest: no latest.pt in {run}, which holds ckpt_000004.pt, "
+        f"ckpt_000002.pt: pick one with --resume {run / 'ckpt_000004.pt'}\n"
+    )
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+
+
+def _flip_to_nan(path: Path, tensor: torch.Tensor) -> None:
+    """Overwrite the first element of ``tensor``'s bytes inside ``path`` with a float32 NaN."""
+    raw = path.read_bytes()
+    at = raw.find(tensor.contiguous().numpy().tobytes())
+    assert at > 0, "tensor bytes not found in the file"
+    path.write_bytes(raw[:at] + b"\xff\xff\xff\x7f" + raw[at + 4 :])
+
+
+def test_a_corrupt_checkpoint_is_refused_naming_the_newest_intact_one(
+    tmp_path: Path, small_run: Path
+):
+    run = _copy_run(small_run, tmp_path)
+    weight = load_checkpoint(run / "latest.pt")["decoder"]["conv1_1.weight"]
+    _flip_to_nan(run / "latest.pt", weight)
+    # torch.load alone takes it: the NaN would train on and be exported.
+    flipped = torch.load(run / "latest.pt", weights_only=True)
+    assert torch.isnan(flipped["decoder"]["conv1_1.weight"]).any()
+    result = _readme(["--output", str(run), "--resume", "latest", "--max-steps", "6"])
+    assert result.exit_code == 1
+    intact = run / "ckpt_000004.pt"
+    assert result.output == (
+        f"error: {run / 'latest.pt'}: corrupt: its contents do not match the checksum saved "
+        f"with them; the newest intact checkpoint is {intact}: use --resume {intact}\n"
+    )
+    _flip_to_nan(intact, weight)
+    with pytest.raises(ValueError, match=r"the newest intact checkpoint is .*ckpt_000002.pt"):
+        load_checkpoint(run / "latest.pt")
+    from train.export import export
+
+    with pytest.raises(ValueError, match="ckpt_000004.pt: corrupt"):
+        export(intact, tmp_path / "model")
+    assert not (tmp_path / "model").exists()
+
+
+def test_a_non_finite_loss_stops_the_run_without_saving(
+    tmp_path: Path, data: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+):
+    import train.loop
+
+    calls = []
+    compute = train.loop.compute_losses
+
+    def nan_at_step_3(*args: object, **kwargs: object) -> object:
+        loss, parts, output = compute(*args, **kwargs)  # type: ignore[arg-type]
+        calls.append(1)
+        return (loss * float("nan") if len(calls) == 3 else loss), parts, output
+
+    monkeypatch.setattr(train.loop, "compute_losses", nan_at_step_3)
+    run = tmp_path / "run"
+    with pytest.raises(ValueError) as error:
+        fit(_config(data, run, max_steps=4, save_every=1))
+    assert str(error.value) == (
+        "step 3: non-finite loss (nan); the run stopped there without saving it "
+        f"(the last checkpoint is {run / 'ckpt_000002.pt'})"
+    )
+    assert sorted(p.name for p in run.glob("*.pt")) == ["ckpt_000001.pt", "ckpt_000002.pt",
+                                                        "latest.pt"]  # fmt: skip
+    state = load_checkpoint(run / "latest.pt")
+    assert state["step"] == 2
+    assert all(torch.isfinite(v).all() for v in state["decoder"].values())
+
+
+def test_sigint_saves_and_exits_130(
+    tmp_path: Path, data: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+):
+    import train.loop
+
+    step = train.loop.train_step
+    calls = []
+
+    def interrupted_at_step_2(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C, through the run's own handler
+        return step(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(train.loop, "train_step", interrupted_at_step_2)
+    run, handler = tmp_path / "run", signal.getsignal(signal.SIGINT)
+    result = _readme(_run_args(data, run, "--max-steps", "6", "--save-every", "0"))
+    assert result.exit_code == 128 + signal.SIGINT == 130, result.output
+    assert result.stderr.splitlines()[-1] == (  # after the progress bar
+        f"stopped by SIGINT at step 2: {run / 'ckpt_000002.pt'}; continue with --resume latest"
+    )
+    assert load_checkpoint(run / "latest.pt")["step"] == 2
+    assert not (run / "model").exists()
+    assert signal.getsignal(signal.SIGINT) == handler  # the one before the run is back
+
+
+def test_metrics_hold_each_step_once_after_a_resume(tmp_path: Path, small_run: Path, data):
+    run = _copy_run(small_run, tmp_path)
+    with (run / "metrics.jsonl").open("a") as metrics:
+        metrics.write('{"step": 5, "total": 1.0}\n{"step": 6, "tot')  # died after step 6 began
+    resumed = fit(_config(data, run, max_steps=5, resume=str(run / "ckpt_000002.pt")))
+    assert load_checkpoint(resumed)["step"] == 5
+    assert _steps(run) == [1, 2, 3, 4, 5]
+
+
+def test_a_start_removes_the_temporary_files_a_killed_run_left(
+    tmp_path: Path, small_run: Path, data: dict[str, Path]
+):
+    run = _copy_run(small_run, tmp_path)
+    leftovers = [".ckpt_000006.pt.tmp-4242", ".latest.pt.tmp-4242", ".metrics.jsonl.tmp-17"]
+    others = [".ckpt_000006.pt.tmp-mine", "ckpt_000006.pt.tmp-4242", ".notes.tmp-1"]
+    for name in leftovers + others:
+        (run / name).write_bytes(b"partial")
+    fit(_config(data, run, resume="latest"))  # at max_steps already: starts, trains nothing
+    assert sorted(p.name for p in run.iterdir() if "tmp" in p.name) == sorted(others)
+
+
+@pytest.mark.slow  # a second torch start-up in a subprocess: 6-15 s on 2 cores
+def test_sigkill_at_a_random_step_then_resume_matches_an_uninterrupted_run(
+    tmp_path: Path, data: dict[str, Path]
+):
+    import random
+
+    steps, kill_after = 8, random.randint(3, 6)  # after step 3: ckpt_000002.pt is saved
+    config = _config(data, tmp_path / "whole", max_steps=steps, save_every=2)
+    whole = load_checkpoint(fit(config))
+    run = tmp_path / "killed"
+    # A slow step (0.1 s) so that the kill lands mid-run, wherever the loop is (mid-save too).
+    code = (
+        "import sys, time, train.loop as loop; step = loop.train_step; "
+        "loop.train_step = lambda *a, **k: (time.sleep(0.1), step(*a, **k))[1]; "
+        "from train.cli import main; sys.argv[0] = 'train'; main()"
+    )
+    command = [sys.executable, "-c", code, *_run_args(data, run, "--max-steps", str(steps),
+                                                      "--save-every", "2")]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": str(torch.get_num_threads())}
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.monotonic() + 120
+    try:
+        metrics = run / "metrics.jsonl"
+        while not (metrics.exists() and metrics.read_text().count("\n") >= kill_after):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, f"no step {kill_after} within 120 s"
+            time.sleep(0.02)
+        process.kill()
+        process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    killed_at = max(_steps(run))
+    resumed = load_checkpoint(fit(override(config, {"output": str(run), "resume": "latest"})))
+    assert resumed["step"] == steps
+    for key, value in whole["decoder"].items():
+        assert torch.equal(resumed["decoder"][key], value), f"{key} (killed after {killed_at})"
+    assert _steps(run) == list(range(1, steps + 1))
+    assert not [p for p in run.iterdir() if ".tmp-" in p.name]
 
 
 def test_cli_module_is_light_and_mounted_in_adain():

@@ -58,9 +58,16 @@ Autoencoder = Annotated[
 Resume = Annotated[
     str | None,
     typer.Option(
-        help="'latest' (the run folder's newest checkpoint) or a checkpoint path. The run's "
+        help="'latest' (the run folder's latest.pt) or a checkpoint path. The run's "
         "recorded config supplies every setting; options given again must agree with it, "
         "except --max-steps, the save/log/sample intervals, --num-workers, --mixed-precision."
+    ),
+]
+Overwrite = Annotated[
+    bool,
+    typer.Option(
+        help="Start again from step 0 in a run folder that holds checkpoints: replaces that "
+        "run's checkpoints, config.toml, metrics, samples and model/, no other file."
     ),
 ]
 ExportTo = Annotated[
@@ -111,10 +118,11 @@ def _given(
 def resolve_config(config_file: str | None, sets: list[str], flags: dict[str, Any]) -> Any:
     """defaults < ``--config`` < ``--set`` < explicit flags (``None`` flags are not given).
 
-    With ``resume`` set and a run to resume, the run's recorded config takes the place of the
-    defaults (:func:`train.loop.recorded_config`, the checkpoint's own): the values given again
-    must agree with it, except the keys in :data:`train.config.RESUME_MAY_CHANGE`, or a
-    :class:`train.config.ResumeError` names the option that differs.
+    With ``resume`` set, the recorded config of the checkpoint it names takes the place of the
+    defaults (:func:`train.loop.recorded_config`): the values given again must agree with it,
+    except the keys in :data:`train.config.RESUME_MAY_CHANGE`, or a
+    :class:`train.config.ResumeError` names the option that differs. No checkpoint to resume
+    (``--resume latest`` without a latest.pt), or a corrupt one, is a ``ResumeError`` too.
     """
     from train.config import ResumeError, TrainConfig, override, resumed
 
@@ -131,11 +139,6 @@ def resolve_config(config_file: str | None, sets: list[str], flags: dict[str, An
             # --resume latest found the run in config.output: it stays there even if not given.
             where = {"output": config.output} if config.resume == "latest" else {}
             config = override(resumed(*recorded, given), where)
-        elif not (config.content and config.style):
-            raise ResumeError(
-                f"--resume latest: nothing to resume in {config.output} (no latest.pt, no "
-                "config.toml); a new run there needs --content and --style"
-            )
     return config.validate()
 
 
@@ -151,29 +154,27 @@ def _build_config(config_file: str | None, sets: list[str], flags: dict[str, Any
         raise typer.BadParameter(str(error)) from None
 
 
-def _stopped_early(checkpoint: Path, max_steps: int) -> bool:
-    """Whether a signal stopped the run before ``max_steps``; if so, say how to continue."""
-    from train.loop import load_checkpoint
-
-    step = load_checkpoint(checkpoint)["step"]
-    if step < max_steps:
-        typer.echo(f"stopped at step {step}: {checkpoint}; continue with --resume latest")
-        return True
-    return False
-
-
 def _fit_and_export(
-    config: TrainConfig, export_to: Path | None, push_to_hub: str | None
-) -> Path | None:
-    """Train (or resume), then export the final checkpoint; ``None`` if stopped early."""
+    config: TrainConfig, export_to: Path | None, push_to_hub: str | None, overwrite: bool
+) -> Path:
+    """Train (or resume), then export the final checkpoint.
+
+    A run stopped by SIGINT/SIGTERM (:class:`train.loop.Stopped`, checkpoint saved) says how to
+    continue on stderr and exits 128 + the signal: 130 (SIGINT), 143 (SIGTERM), without export.
+    """
+    from adain.outputs import check_folder
+    from adain.weights.folder import MODEL_FILES
     from train.export import export
-    from train.loop import fit
+    from train.loop import Stopped, fit
 
     try:
-        checkpoint = fit(config)
-        if _stopped_early(checkpoint, config.max_steps):
-            return None
+        if export_to is not None:  # refused before training, not after it
+            check_folder(export_to, MODEL_FILES, (), overwrite=True, what="--export")
+        checkpoint = fit(config, overwrite=overwrite)
         return export(checkpoint, export_to or Path(config.output) / "model", push_to_hub)
+    except Stopped as stopped:
+        typer.echo(str(stopped), err=True)
+        raise typer.Exit(stopped.exit_code) from None
     except (ValueError, OSError) as error:
         raise _fail(" ".join(str(error).split())) from None
 
@@ -204,6 +205,7 @@ def train(
     mixed_precision: Annotated[str | None, typer.Option(help="no | bf16 | fp16 (GPUs).")] = None,
     autoencoder: Autoencoder = None,
     resume: Resume = None,
+    overwrite: Overwrite = False,
     export_to: ExportTo = None,
     push_to_hub: PushToHub = None,
 ) -> None:
@@ -232,9 +234,8 @@ def train(
         autoencoder=autoencoder,
         resume=resume,
     )
-    folder = _fit_and_export(_build_config(config, set_ or [], flags), export_to, push_to_hub)
-    if folder is not None:
-        typer.echo(str(folder))
+    resolved = _build_config(config, set_ or [], flags)
+    typer.echo(str(_fit_and_export(resolved, export_to, push_to_hub, overwrite)))
 
 
 def main() -> None:

@@ -110,15 +110,20 @@ def export(
 
     Args:
         checkpoint: a ``ckpt_*.pt`` or ``latest.pt`` written by :func:`train.loop.fit`.
-        output: destination folder, replaced atomically (``overwrite``).
+        output: destination folder, replaced atomically (``overwrite``) and only when it holds
+            nothing but model.safetensors, config.json and README.md: an unrelated folder, or
+            one holding the checkpoint, is refused (:func:`adain.outputs.write_folder`).
         push_to_hub: ``org/name`` to upload the folder to (needs a login and the network).
 
     Returns:
         The folder, loadable with ``AdaIN.from_pretrained``.
     """
     from adain.model import AdaIN
+    from adain.outputs import check_folder
+    from adain.weights.folder import MODEL_FILES
     from adain.weights.hub import save_model_dir
 
+    check_folder(output, MODEL_FILES, [checkpoint], overwrite, what="--export")
     state = load_checkpoint(checkpoint)
     if "encoder" not in state:
         raise ValueError(f"{checkpoint}: no encoder weights in this checkpoint; cannot export")
@@ -128,7 +133,9 @@ def export(
     weights.update({f"decoder.{k}": v for k, v in state["decoder"].items()})
     model.load_checked(weights, source=str(checkpoint))
     card = model_card(state, where=push_to_hub or str(output))
-    path = save_model_dir(model.eval(), output, overwrite=overwrite, model_card=card)
+    path = save_model_dir(
+        model.eval(), output, overwrite=overwrite, model_card=card, inputs=[checkpoint]
+    )
     if push_to_hub:
         from huggingface_hub import HfApi
 

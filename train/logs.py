@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,37 @@ logger = logging.getLogger("train")
 _SAMPLES = 4  # images per grid row set: content | style | output for the first few of the batch
 
 
+def keep_steps_up_to(path: Path, step: int) -> None:
+    """Drop the records of ``metrics.jsonl`` after ``step`` (and any torn line), atomically.
+
+    A run resumed at ``step`` logs the later steps again: each step then appears once, the one
+    of the run that the checkpoints continue. A fresh start (step 0) empties the file.
+    """
+    if not path.is_file():
+        return
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    kept = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # a line torn by a killed run
+        if line.endswith("\n") and isinstance(record, dict) and record.get("step", 0) <= step:
+            kept.append(line)
+    if kept == lines:
+        return
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text("".join(kept), encoding="utf-8")
+    os.replace(tmp, path)
+
+
 class RunLogger:
-    """Writes what a run reports; every method is a no-op where ``enabled`` is false (rank > 0)."""
+    """Writes what a run reports; every method is a no-op where ``enabled`` is false (rank > 0).
+
+    Starting at ``start_step`` (a resume), the steps after it are dropped from ``metrics.jsonl``
+    and TensorBoard (``purge_step``): a step logged by a run that died before saving it appears
+    once, as logged again.
+    """
 
     def __init__(self, folder: Path, config: TrainConfig, start_step: int, enabled: bool = True):
         self.folder, self.enabled = folder, enabled
@@ -32,12 +62,13 @@ class RunLogger:
         try:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.writer = SummaryWriter(str(folder / "tensorboard"))
+            self.writer = SummaryWriter(str(folder / "tensorboard"), purge_step=start_step + 1)
         except ImportError:
             logger.info("tensorboard is not installed: scalars go to metrics.jsonl only")
         from tqdm.auto import tqdm
 
         self.bar = tqdm(total=config.max_steps, initial=start_step, unit="step", dynamic_ncols=True)
+        keep_steps_up_to(folder / "metrics.jsonl", start_step)
         self.metrics = open(folder / "metrics.jsonl", "a", encoding="utf-8")  # noqa: SIM115
 
     def scalars(

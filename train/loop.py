@@ -7,9 +7,11 @@ optimiser, resume, loop, save.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import random
+import re
 import signal
 import threading
 import time
@@ -28,7 +30,7 @@ from adain.decoder import Decoder
 from adain.encoder import VGG19Encoder
 from adain.functional import adaptive_instance_norm, calc_mean_std
 from adain.losses import adain_content_loss, mean_std_loss
-from train.config import TrainConfig, check_resumable, load_toml, override, to_toml
+from train.config import TrainConfig, check_resumable, override, to_toml
 from train.data import ImageSource, PairSource, list_items, make_loader
 from train.encoders import build_encoder, encoder_from_state
 
@@ -49,11 +51,75 @@ def checkpoint_name(step: int) -> str:
     return f"ckpt_{step:06d}.pt"
 
 
+# The checksum. A checkpoint stays one plain ``torch.save`` dict that ``torch.load(...,
+# weights_only=True)`` reads (hub/push.py and any other reader need nothing new), with one more
+# key, CHECKSUM: the SHA-256 of everything else in it, fed value by value (the raw bytes, dtype
+# and shape of each tensor, the repr of each other leaf, dict and list structure in order), so
+# loading can recompute it from what it loaded. torch.load does not check the zip's CRCs, so a
+# flipped byte in tensor data used to load as a silently wrong (NaN) weight; now any change to
+# what a checkpoint holds fails the check, and one that breaks the file's structure fails
+# torch.load. A byte that changes nothing loaded is harmless. No sidecar file: latest.pt stays
+# a hard link to its ckpt_*.pt, and the checksum travels with the file when it is copied.
+CHECKSUM = "sha256"
+# The keys of checkpoints written before the checksum existed; such a checkpoint loads unchecked.
+# A dict with no checksum and any other key is one whose checksum key was itself damaged.
+_UNCHECKED_KEYS = frozenset(
+    {"decoder", "encoder", "optimizer", "scheduler", "step", "rng", "config", "data",
+     "skipped", "losses", "adain_version"}
+)  # fmt: skip
+# The files a run writes in its folder besides config.toml, metrics.jsonl, samples/ and model/.
+_CHECKPOINT = re.compile(r"ckpt_(\d{6,})\.pt")
+# The temporary names of save_checkpoint and train.logs.keep_steps_up_to: ".NAME.tmp-PID".
+_TEMPORARY = re.compile(r"\.(ckpt_\d{6,}\.pt|latest\.pt|metrics\.jsonl)\.tmp-\d+")
+
+
+def _feed(digest: Any, value: Any) -> None:
+    """Add ``value`` to ``digest``: tensors by dtype, shape and bytes, containers in order."""
+    if isinstance(value, torch.Tensor):
+        tensor = value.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"tensor {tensor.dtype} {tuple(value.shape)};".encode())
+        digest.update(tensor.view(torch.uint8).numpy())
+    elif isinstance(value, dict):
+        digest.update(f"dict {len(value)};".encode())
+        for key, item in value.items():
+            _feed(digest, key)
+            _feed(digest, item)
+    elif isinstance(value, list | tuple):
+        digest.update(f"{type(value).__name__} {len(value)};".encode())
+        for item in value:
+            _feed(digest, item)
+    else:
+        digest.update(f"{type(value).__name__} {value!r};".encode())
+
+
+def state_checksum(state: dict[str, Any]) -> str:
+    """SHA-256 (hex) of a checkpoint's contents, its :data:`CHECKSUM` entry left out."""
+    digest = hashlib.sha256()
+    _feed(digest, {key: value for key, value in state.items() if key != CHECKSUM})
+    return digest.hexdigest()
+
+
+def checkpoint_step(path: Path) -> int | None:
+    """The step in a ``ckpt_{step}.pt`` name; ``None`` for any other name."""
+    match = _CHECKPOINT.fullmatch(path.name)
+    return int(match.group(1)) if match else None
+
+
+def list_checkpoints(folder: str | Path) -> list[Path]:
+    """The ``ckpt_*.pt`` files in ``folder``, newest (highest step) first."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = [path for path in folder.iterdir() if checkpoint_step(path) is not None]
+    return sorted(found, key=lambda path: checkpoint_step(path) or 0, reverse=True)
+
+
 def save_checkpoint(state: dict[str, Any], folder: Path) -> Path:
-    """Write ``ckpt_{step}.pt`` atomically (temp file + rename), then point ``latest.pt`` at it."""
+    """Write ``ckpt_{step}.pt`` with its checksum atomically (temp file + rename), then point
+    ``latest.pt`` at it."""
     path = folder / checkpoint_name(state["step"])
     tmp = folder / f".{path.name}.tmp-{os.getpid()}"
-    torch.save(state, tmp)
+    torch.save({**state, CHECKSUM: state_checksum(state)}, tmp)
     os.replace(tmp, path)
     latest_tmp = folder / f".{LATEST}.tmp-{os.getpid()}"
     latest_tmp.unlink(missing_ok=True)
@@ -67,27 +133,80 @@ def save_checkpoint(state: dict[str, Any], folder: Path) -> Path:
     return path
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint with ``weights_only=True``; one-line ``ValueError`` if it is not one."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{path}: no such checkpoint")
+def _read_checkpoint(path: Path) -> tuple[dict[str, Any] | None, str]:
+    """``(state, "")`` for an intact checkpoint, else ``(None, why)``; never raises."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        raise ValueError(f"{path}: not a readable checkpoint ({type(error).__name__})") from None
-    if not isinstance(state, dict) or "decoder" not in state or "step" not in state:
-        raise ValueError(f"{path}: not a checkpoint written by train (no decoder/step)")
+        return None, f"not a readable checkpoint ({type(error).__name__})"
+    if not isinstance(state, dict):
+        return None, "not a checkpoint written by train (not a dict)"
+    if CHECKSUM in state:
+        if state[CHECKSUM] != state_checksum(state):
+            return None, "corrupt: its contents do not match the checksum saved with them"
+        state = {key: value for key, value in state.items() if key != CHECKSUM}
+    elif not set(state) <= _UNCHECKED_KEYS:
+        return None, "corrupt: no checksum, and keys no checkpoint has"
+    if "decoder" not in state or "step" not in state:
+        return None, "not a checkpoint written by train (no decoder/step)"
+    return state, ""
+
+
+def newest_intact(folder: Path, skip: Path | None = None) -> Path | None:
+    """The newest ``ckpt_*.pt`` in ``folder`` that loads and passes its checksum."""
+    for path in list_checkpoints(folder):
+        if skip is not None and path.resolve() == skip.resolve():
+            continue
+        if _read_checkpoint(path)[0] is not None:
+            return path
+    return None
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint with ``weights_only=True`` and check its checksum.
+
+    Raises:
+        ValueError: one line: no such file, unreadable, or corrupt; it names the newest intact
+            ``ckpt_*.pt`` next to it, if any, to use instead.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such checkpoint")
+    state, why = _read_checkpoint(path)
+    if state is None:
+        intact = newest_intact(path.parent, skip=path)
+        if intact is not None:
+            why += f"; the newest intact checkpoint is {intact}: use --resume {intact}"
+        elif why.startswith("corrupt"):
+            why += f"; no intact ckpt_*.pt in {path.parent}: start again with --overwrite"
+        raise ValueError(f"{path}: {why}")
     return state
 
 
 def resolve_resume(config: TrainConfig) -> Path | None:
-    """The checkpoint to resume from: ``latest`` is optional (a fresh start if none), a path not."""
+    """The checkpoint to resume from (``None`` for a fresh run); one-line error if there is none."""
     if not config.resume:
         return None
     if config.resume == "latest":
-        latest = Path(config.output) / LATEST
-        return latest if latest.is_file() else None
+        folder = Path(config.output)
+        latest = folder / LATEST
+        if latest.is_file():
+            return latest
+        found = list_checkpoints(folder)
+        if found:
+            names = ", ".join(path.name for path in found[:3])
+            more = f" and {len(found) - 3} older" if len(found) > 3 else ""
+            raise ValueError(
+                f"--resume latest: no {LATEST} in {folder}, which holds {names}{more}: "
+                f"pick one with --resume {found[0]}"
+            )
+        what = "no such folder" if not folder.is_dir() else "no checkpoint"
+        if (folder / CONFIG_FILE).is_file():
+            what = f"no checkpoint, only a {CONFIG_FILE}: the run stopped before its first save"
+        raise ValueError(
+            f"--resume latest: nothing to resume in {folder} ({what}); start the run without "
+            "--resume (with --overwrite if the folder holds a run)"
+        )
     path = Path(config.resume)
     if not path.is_file():
         raise ValueError(f"--resume {path}: no such checkpoint (or use --resume latest)")
@@ -95,19 +214,16 @@ def resolve_resume(config: TrainConfig) -> Path | None:
 
 
 def recorded_config(config: TrainConfig) -> tuple[TrainConfig, Path] | None:
-    """The config the run named by ``config.resume`` recorded, and the file it was read from.
+    """The config the checkpoint named by ``config.resume`` recorded, and that checkpoint.
 
     The checkpoint's own config is the authority: it was written in the same atomic save as the
     weights, optimiser state and step it describes, and it travels with the file when resuming
     from a checkpoint path. ``config.toml`` is only a plain-text record, rewritten at each start
-    (also by one that fails before its first checkpoint, or a fresh run pointed at the folder)
-    and open to editing; it is read only when ``--resume latest`` finds no checkpoint yet, so a
-    run that died before its first save restarts as it was recorded. ``None``: nothing recorded.
+    and open to editing; it is never read back. ``None``: not resuming.
     """
     checkpoint = resolve_resume(config)
     if checkpoint is None:
-        toml = Path(config.output) / CONFIG_FILE
-        return (load_toml(toml), toml) if config.resume == "latest" and toml.is_file() else None
+        return None
     recorded = load_checkpoint(checkpoint).get("config")
     if not isinstance(recorded, dict):
         raise ValueError(f"{checkpoint}: no recorded config in this checkpoint")
@@ -115,6 +231,41 @@ def recorded_config(config: TrainConfig) -> tuple[TrainConfig, Path] | None:
         return override(TrainConfig(), recorded), checkpoint
     except ValueError as error:
         raise ValueError(f"{checkpoint}: recorded config: {error}") from None
+
+
+def check_folder(config: TrainConfig, overwrite: bool = False) -> None:
+    """One-line ``ValueError`` unless the run may write in ``config.output``.
+
+    A folder holding checkpoints is a run's: starting there again needs ``--resume`` (continue
+    it) or ``overwrite`` (start it again from step 0; not with ``--resume``).
+    """
+    output = Path(config.output)
+    if overwrite and config.resume:
+        raise ValueError("--overwrite starts the run again from step 0: drop it or --resume")
+    has_run = (output / LATEST).is_file() or bool(list_checkpoints(output))
+    if has_run and not config.resume and not overwrite:
+        raise ValueError(
+            f"{output} holds a run's checkpoints: continue it with --resume latest, or start "
+            "again with --overwrite (replaces that run's files)"
+        )
+
+
+def clean_folder(output: Path, overwrite: bool = False) -> None:
+    """Delete what a start must not find in its run folder, and never any other file.
+
+    Always the temporary files of a save that a killed run left (``.ckpt_000006.pt.tmp-PID``).
+    With ``overwrite``, also the earlier run's checkpoints, sample grids and TensorBoard events;
+    its config.toml and metrics.jsonl are rewritten, its model/ replaced at export.
+    """
+    if not output.is_dir():
+        return
+    doomed = [path for path in output.iterdir() if _TEMPORARY.fullmatch(path.name)]
+    if overwrite:
+        doomed += [output / LATEST, *list_checkpoints(output)]
+        doomed += (output / "samples").glob("step_*.png")
+        doomed += (output / "tensorboard").glob("events.out.tfevents.*")
+    for path in doomed:
+        path.unlink(missing_ok=True)
 
 
 def _rng_state() -> dict[str, Any]:
@@ -129,6 +280,42 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class Stopped(Exception):  # noqa: N818 (a stop asked for, not an error)
+    """A signal stopped the run before ``max_steps``, after saving ``checkpoint``.
+
+    The command line exits with ``128 + signal``: 130 after SIGINT (Ctrl-C), 143 after SIGTERM,
+    as a shell reports a process the signal killed, so schedulers and scripts see the run did
+    not finish; ``--resume latest`` continues it.
+    """
+
+    def __init__(self, signum: int, step: int, checkpoint: Path):
+        self.signum, self.step, self.checkpoint = signum, step, checkpoint
+        name = signal.Signals(signum).name
+        super().__init__(
+            f"stopped by {name} at step {step}: {checkpoint}; continue with --resume latest"
+        )
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+class NonFiniteLoss(ValueError):
+    """The loss of a step is NaN or infinite; raised before the step changes any weight."""
+
+    def __init__(self, value: float):
+        self.value = value
+        super().__init__(f"non-finite loss ({value})")
+
+
+def _all_finite(accelerator: Any, loss: Tensor) -> bool:
+    """Whether the loss is finite on every process (all stop together if one is not)."""
+    bad = (~torch.isfinite(loss.detach())).float().reshape(1)
+    if accelerator.num_processes > 1:
+        bad = accelerator.reduce(bad, "sum")
+    return bool(bad.item() == 0)
 
 
 @contextmanager
@@ -197,9 +384,15 @@ def train_step(
     style: Tensor,
     config: TrainConfig,
 ) -> tuple[dict[str, Tensor], Tensor]:
-    """One optimisation step of the decoder; returns the loss parts and the decoded batch."""
+    """One optimisation step of the decoder; returns the loss parts and the decoded batch.
+
+    Raises:
+        NonFiniteLoss: the loss is NaN or infinite (on any process); nothing was updated.
+    """
     with accelerator.autocast():
         loss, parts, output = compute_losses(encoder, decoder, content, style, config)
+    if not _all_finite(accelerator, loss):  # one sync per step: a NaN must never reach a weight
+        raise NonFiniteLoss(float(loss.detach()))
     accelerator.backward(loss)
     optimizer.step()
     scheduler.step()
@@ -322,7 +515,9 @@ def _train_steps(
 ) -> Path | None:
     """Step until ``max_steps`` or a signal; return the last checkpoint (``last`` if none new).
 
-    A run that trained at least one step always ends with a checkpoint of its final step.
+    A run that trained at least one step always ends with a checkpoint of its final step,
+    except one stopped by a non-finite loss: that raises a one-line ``ValueError`` naming the
+    step, and saves nothing (the weights are those of the step before, already NaN-free).
     """
     config, accelerator, progress = run.config, run.accelerator, run.progress
     encoder, decoder, optimizer, scheduler = run.encoder, run.decoder, run.optimizer, run.scheduler
@@ -335,9 +530,16 @@ def _train_steps(
         progress.skipped.update(bad)
         content = content.to(device, non_blocking=True)
         style = style.to(device, non_blocking=True)
-        parts, out = train_step(
-            accelerator, encoder, decoder, optimizer, scheduler, content, style, config
-        )
+        try:
+            parts, out = train_step(
+                accelerator, encoder, decoder, optimizer, scheduler, content, style, config
+            )
+        except NonFiniteLoss as error:
+            saved = f"the last checkpoint is {last}" if last else "no checkpoint was saved"
+            raise ValueError(
+                f"step {progress.step + 1}: {error}; the run stopped there without saving it "
+                f"({saved})"
+            ) from None
         progress.step += 1
         step = progress.step
         images += content.shape[0] * accelerator.num_processes
@@ -360,11 +562,13 @@ def _train_steps(
     return last
 
 
-def fit(config: TrainConfig) -> Path:
+def fit(config: TrainConfig, overwrite: bool = False) -> Path:
     """Train a decoder; return the last checkpoint written (``<output>/ckpt_{step}.pt``).
 
-    SIGINT/SIGTERM stop the run after the current step with a checkpoint; ``--resume latest``
-    continues it bit for bit on CPU.
+    A folder that holds a run's checkpoints needs ``config.resume`` or ``overwrite``
+    (:func:`prepare_folder`). SIGINT/SIGTERM stop the run after the current step with a
+    checkpoint and raise :class:`Stopped`; ``--resume latest`` continues it bit for bit on CPU.
+    A non-finite loss raises a one-line ``ValueError`` naming the step, and saves nothing.
     """
     from accelerate import Accelerator
 
@@ -372,6 +576,7 @@ def fit(config: TrainConfig) -> Path:
     accelerator = Accelerator(mixed_precision=config.mixed_precision)
     output = Path(config.output)
     main = accelerator.is_main_process
+    check_folder(config, overwrite)  # on every process, so that all of them stop
     resume_from = resolve_resume(config)
     state: dict[str, Any] = {}
     if resume_from is not None:
@@ -380,6 +585,7 @@ def fit(config: TrainConfig) -> Path:
             check_resumable(config, state["config"], resume_from)
     pairs, data = _build_data(config)  # before writing anything: bad sources fail fast
     if main:
+        clean_folder(output, overwrite)
         output.mkdir(parents=True, exist_ok=True)
         (output / CONFIG_FILE).write_text(to_toml(config), encoding="utf-8")
 
@@ -410,16 +616,16 @@ def fit(config: TrainConfig) -> Path:
     from train.logs import RunLogger
 
     log = RunLogger(output, config, progress.step, enabled=main)
-    with _stop_on_signals() as stop:
-        last = _train_steps(run, loader, log, stop, resume_from)
-    log.close()
+    try:
+        with _stop_on_signals() as stop:
+            last = _train_steps(run, loader, log, stop, resume_from)
+    finally:
+        log.close()
     accelerator.wait_for_everyone()
     if last is None:  # max_steps == 0 on a fresh run: nothing trained, still a checkpoint
         last = _checkpoint(run)
-    if stop["signal"]:
-        logger.warning(
-            "stopped by signal %d at step %d; checkpoint %s", stop["signal"], progress.step, last
-        )
     if progress.skipped:
         logger.warning("skipped %d unreadable or too small images", len(progress.skipped))
+    if stop["signal"] and progress.step < config.max_steps:
+        raise Stopped(stop["signal"], progress.step, Path(last))
     return Path(last)

@@ -109,6 +109,9 @@ def _expected(error: BaseException) -> bool:
     hub_errors = sys.modules.get("huggingface_hub.errors")
     if hub_errors is not None and isinstance(error, hub_errors.EntryNotFoundError):
         return True
+    safetensors = sys.modules.get("safetensors")  # a corrupt weights or preset file
+    if safetensors is not None and isinstance(error, safetensors.SafetensorError):
+        return True
     http = sys.modules.get("httpx2")  # huggingface_hub's HTTP client: connection failures
     if http is not None and isinstance(error, http.HTTPError):
         return True

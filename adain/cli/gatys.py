@@ -12,7 +12,17 @@ from typing import Annotated, Any
 
 import typer
 
-from adain.cli.common import Debug, Device, Model, Quiet, Revision, flag, iterations, reported
+from adain.cli.common import (
+    Debug,
+    Device,
+    Model,
+    Overwrite,
+    Quiet,
+    Revision,
+    flag,
+    iterations,
+    reported,
+)
 
 app = typer.Typer(add_completion=False)
 
@@ -62,6 +72,21 @@ def _load(path: Path, image_size: int | None, upscale: bool) -> Any:
     from adain.image import load_image, resize_longer, to_tensor
 
     return to_tensor(resize_longer(load_image(path), image_size, upscale=upscale))
+
+
+def _check_outputs(
+    content: Path, style: Path, output: Path, json_path: Path | None, overwrite: bool
+) -> None:
+    """Refuse, before the (slow) run, outputs that replace an input or, unasked, any file."""
+    from adain.image import save_format
+    from adain.outputs import check_output
+
+    save_format(output)
+    check_output(output, [content, style], overwrite)
+    if json_path is not None:
+        if json_path.expanduser().resolve() == output.expanduser().resolve():
+            raise ValueError(f"--json and -o both name {output}: give the numbers another file")
+        check_output(json_path, [content, style], overwrite, what="--json")
 
 
 def _model_and_images(
@@ -116,6 +141,7 @@ def gatys(
     model: Model = None,
     revision: Revision = None,
     device: Device = "auto",
+    overwrite: Overwrite = False,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
@@ -131,6 +157,7 @@ def gatys(
         from adain.gatys import gatys as run_gatys
         from adain.image import save_image
 
+        _check_outputs(content, style, output, None, overwrite)
         config = _config(
             preset,
             steps=steps,
@@ -187,6 +214,7 @@ def compare(
     model: Model = None,
     revision: Revision = None,
     device: Device = "auto",
+    overwrite: Overwrite = False,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
@@ -200,7 +228,9 @@ def compare(
     with reported(debug):
         from adain.compare import compare as run_compare
         from adain.image import save_image
+        from adain.outputs import write_atomically
 
+        _check_outputs(content, style, output, json_path, overwrite)
         config = _config(preset, init=init, image_size=image_size)
         net, content_t, style_t = _model_and_images(
             model, revision, device, content, style, config.image_size, upscale
@@ -218,7 +248,7 @@ def compare(
             )
         save_image(figure, output)
         if json_path is not None:
-            json_path.parent.mkdir(parents=True, exist_ok=True)
-            json_path.write_text(json.dumps(report, indent=2) + "\n")
+            text = json.dumps(report, indent=2) + "\n"
+            write_atomically(json_path, lambda handle: handle.write(text.encode()))
     if not quiet:
         typer.echo(str(output))

@@ -95,9 +95,12 @@ def _convert_random(
         raise fail("--base-channels and --seed go with --random")
     if any(file is not None for file in files):
         raise fail("--random takes no VGG_FILE or DECODER_FILE: drop the files or --random")
+    from adain.outputs import check_folder
+    from adain.weights.folder import MODEL_FILES
     from adain.weights.hub import save_model_dir
 
     try:
+        check_folder(output, MODEL_FILES, (), overwrite)  # before building the model
         from adain.model import AdaIN
 
         width = options(base_channels=base_channels)
@@ -137,7 +140,9 @@ def convert(
     random_weights: RandomWeights = False,
     base_channels: BaseChannels = None,
     seed: Seed = None,
-    overwrite: Annotated[bool, flag("--overwrite", text="Replace an existing folder.")] = False,
+    overwrite: Annotated[
+        bool, flag("--overwrite", text="Replace an existing folder holding only model files.")
+    ] = False,
 ) -> None:
     """Convert the original released weights to a save_pretrained folder (--random: noise)."""
     if random_weights or base_channels is not None or seed is not None:
@@ -152,13 +157,17 @@ def convert(
             "model with random weights"
         )
     from adain.model import AdaIN
+    from adain.outputs import check_folder
     from adain.weights.card import file_sources, original_card
+    from adain.weights.folder import MODEL_FILES
     from adain.weights.hub import save_model_dir
 
+    inputs = (vgg_file, decoder_file)
     try:
+        check_folder(output, MODEL_FILES, inputs, overwrite)  # before the conversion
         model = AdaIN.from_original(vgg_file, decoder_file, encoder_depth=encoder_depth)
         card = original_card(file_sources(vgg_file, decoder_file))  # licences, provenance
-        save_model_dir(model, output, overwrite=overwrite, model_card=card)
+        save_model_dir(model, output, overwrite=overwrite, model_card=card, inputs=inputs)
     except (ValueError, OSError) as error:
         raise fail(str(error)) from None
     typer.echo(str(output))

@@ -128,14 +128,20 @@ def stylize(
         report(run(batch), len(batch.jobs), quiet, as_json)
 
 
-def _sheet_file(content: Path, output: Path | None, overwrite: bool, quality: int | None) -> Path:
-    """Where ``interpolate`` writes, checked before any stylisation runs."""
+def _sheet_file(
+    content: Path,
+    styles: list[Path],
+    output: Path | None,
+    overwrite: bool,
+    quality: int | None,
+) -> Path:
+    """Where ``interpolate`` writes, checked before any stylisation runs: never an input."""
     from adain.image import save_format
+    from adain.outputs import check_output
 
     sheet_file = output if output is not None else Path(f"{content.stem}_sweep.png")
     save_format(sheet_file)
-    if sheet_file.exists() and not overwrite:
-        raise ValueError(f"{sheet_file} already exists: pass --overwrite or choose another -o")
+    check_output(sheet_file, [content, *styles], overwrite)
     if quality is not None and not 1 <= quality <= 100:
         raise ValueError(f"--quality must be between 1 and 100, got {quality}")
     return sheet_file
@@ -186,10 +192,11 @@ def interpolate(
         from adain.image import save_image
         from adain.sheet import SweepConfig, sweep_sheet
 
-        sheet_file = _sheet_file(content, output, overwrite, quality)
+        styles = expand_paths(style, "style", presets=True)
+        sheet_file = _sheet_file(content, styles, output, overwrite, quality)
         config = SweepConfig(
             content=content,
-            styles=expand_paths(style, "style", presets=True),
+            styles=styles,
             device=device,
             **options(
                 alphas=alpha,

@@ -10,6 +10,7 @@ columns are blended with linear feathers inside the exact region (:mod:`adain.en
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -66,20 +67,42 @@ class StripPlan:
     estimated_bytes: int
 
 
+_MEMORY_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+# A number, then an optional unit: 512M, 2G, 1.5GiB, 3gb, 1048576, 1048576B (1024-based units).
+_MEMORY = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([KMGT]?)(?:I?B)?", re.IGNORECASE)
+# Above any machine's memory, and still an exact int: budgets beyond are typos.
+_MAX_MEMORY = 1 << 60
+
+
 def parse_memory(text: str | int) -> int:
-    """``"3G"``, ``"512M"``, ``"2GiB"`` or a byte count -> bytes."""
-    if isinstance(text, int):
-        return text
-    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-    clean = text.strip().upper().removesuffix("IB").removesuffix("B")
-    number, unit = (clean[:-1], clean[-1]) if clean[-1:] in units else (clean, "")
-    try:
-        value = float(number) * units[unit]
-    except ValueError:
-        raise ValueError(f"cannot read memory size {text!r}: write e.g. 3G or 512M") from None
-    if value <= 0:
-        raise ValueError(f"memory size must be positive, got {text!r}")
+    """``"512M"``, ``"2G"``, ``"1.5GiB"`` or a byte count -> bytes (units are powers of 1024).
+
+    Raises:
+        ValueError: anything else (empty, a bare unit, inf, nan, a sign), or a size that is not
+            from 1 byte to 1 EiB; the message names ``--max-memory``.
+    """
+    if isinstance(text, int) and not isinstance(text, bool):
+        value: float = text
+    else:
+        match = _MEMORY.fullmatch(str(text).strip())
+        if match is None:
+            raise ValueError(
+                f"cannot read memory size {text!r} (--max-memory): write e.g. 512M, 2G, 1.5GiB "
+                "or a byte count"
+            )
+        value = float(match[1]) * _MEMORY_UNITS[match[2].upper()]
+    if not 1 <= value <= _MAX_MEMORY:
+        raise ValueError(
+            f"memory size {text!r} (--max-memory) must be from 1 byte to 1 EiB, e.g. 512M or 2G"
+        )
     return int(value)
+
+
+def format_memory(size: float) -> str:
+    """Bytes -> ``"1.50 GiB"``, or ``"512.00 MiB"`` below 1 GiB (where GiB would read 0.00)."""
+    if size >= 1 << 30:
+        return f"{size / 2**30:.2f} GiB"
+    return f"{size / 2**20:.2f} MiB"
 
 
 def plan_strips(
@@ -140,8 +163,8 @@ def plan_strips(
     if not options:
         least = images + strip_bytes(MIN_TILE_CELLS, MIN_TILE_CELLS + 2 * HALO)
         raise ValueError(
-            f"max_memory {budget / 2**30:.2f} GiB is too small for a {width}x{height} image: "
-            f"allow at least {math.ceil(least / 2**20)} MiB"
+            f"max_memory {format_memory(budget)} (--max-memory) is too small for a "
+            f"{width}x{height} image: allow at least {math.ceil(least / 2**20)} MiB"
         )
 
     def halo_work(option: StripPlan) -> float:

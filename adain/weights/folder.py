@@ -2,21 +2,21 @@
 ``README.md``, always written whole.
 
 :func:`write_folder` fills a temporary sibling folder and renames it into place, so a crash
-part-way leaves either the old folder or the new one, never a mix. :func:`save_state_dir` writes
-such a folder from a state dict and the model's config, without building a model;
-:func:`sha256_file` hashes the files that go in and out.
+part-way leaves either the old folder or the new one, never a mix; ``overwrite`` replaces only a
+folder holding nothing but these files, never an input (:mod:`adain.outputs`).
+:func:`save_state_dir` writes such a folder from a state dict and the model's config, without
+building a model; :func:`sha256_file` hashes the files that go in and out.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from adain import outputs
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
 CARD_NAME = "README.md"
+# What a model folder holds: all --overwrite may replace (adain.outputs.write_folder).
+MODEL_FILES = (WEIGHTS_NAME, CONFIG_NAME, CARD_NAME)
 _CHUNK = 1 << 20
 
 
@@ -36,39 +38,28 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def write_folder(path: str | Path, fill: Callable[[Path], None], overwrite: bool = False) -> Path:
-    """Call ``fill(staging)`` on a temporary sibling of ``path``, then rename it to ``path``.
+def write_folder(
+    path: str | Path,
+    fill: Callable[[Path], None],
+    overwrite: bool = False,
+    inputs: Iterable[str | Path] = (),
+    names: Iterable[str] = MODEL_FILES,
+) -> Path:
+    """Call ``fill(staging)`` on a new temporary sibling of ``path``, then swap it into place.
 
     Args:
         path: destination folder; an existing non-empty one needs ``overwrite``.
         fill: writes the folder's files into the (empty, existing) staging folder it is given.
-        overwrite: replace an existing folder.
+        overwrite: replace an existing folder, only if it holds nothing but ``names``.
+        inputs: files the command reads: never the folder, never inside it.
+        names: the files ``fill`` writes (default: a model folder's three).
 
     Raises:
-        ValueError: ``path`` exists, is not empty, and ``overwrite`` is false.
+        ValueError: ``path`` exists, is not empty, and ``overwrite`` is false; or it is (or
+            holds) an input, or holds a file the command does not write (see
+            :func:`adain.outputs.write_folder`).
     """
-    path = Path(path)
-    if path.exists() and (not path.is_dir() or any(path.iterdir())) and not overwrite:
-        raise ValueError(f"{path} already exists: choose another folder or pass --overwrite")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    old = None
-    try:
-        fill(staging)
-        if path.exists():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
-            path.rename(old)
-        staging.rename(path)
-    except BaseException:
-        if old is not None and not path.exists():
-            old.rename(path)
-        raise
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
-        if old is not None and old.exists():
-            shutil.rmtree(old) if old.is_dir() else old.unlink()
-    return path
+    return outputs.write_folder(path, fill, names, inputs=inputs, overwrite=overwrite)
 
 
 def save_state_dir(
@@ -77,6 +68,7 @@ def save_state_dir(
     path: str | Path,
     model_card: str,
     overwrite: bool = False,
+    inputs: Iterable[str | Path] = (),
 ) -> Path:
     """Write the folder ``save_pretrained`` would write for a model with these weights.
 
@@ -86,7 +78,8 @@ def save_state_dir(
             mixin writes it (sorted keys, indent 2).
         path: destination folder, replaced atomically (see :func:`write_folder`).
         model_card: the ``README.md`` text.
-        overwrite: replace an existing folder.
+        overwrite: replace an existing folder (one holding only these files).
+        inputs: files read to make it: never the folder, never inside it.
     """
     from safetensors.torch import save_file
 
@@ -97,4 +90,4 @@ def save_state_dir(
         (staging / CONFIG_NAME).write_text(json.dumps(dict(config), sort_keys=True, indent=2))
         (staging / CARD_NAME).write_text(model_card, encoding="utf-8")
 
-    return write_folder(path, fill, overwrite=overwrite)
+    return write_folder(path, fill, overwrite=overwrite, inputs=inputs)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -256,6 +257,7 @@ def save_model_dir(
     path: str | Path,
     overwrite: bool = False,
     model_card: str | None = None,
+    inputs: Iterable[str | Path] = (),
 ) -> Path:
     """``save_pretrained`` into a temporary sibling folder, then rename it into place.
 
@@ -265,8 +267,9 @@ def save_model_dir(
     Args:
         model: the model to write (model.safetensors, config.json, README.md).
         path: destination folder; an existing non-empty one needs ``overwrite``.
-        overwrite: replace an existing folder.
+        overwrite: replace an existing folder, only one holding nothing but those three files.
         model_card: README.md text replacing the mixin's generated card.
+        inputs: files the model was made from: never the folder, never inside it.
     """
 
     def fill(staging: Path) -> None:
@@ -274,4 +277,4 @@ def save_model_dir(
         if model_card is not None:
             (staging / CARD_NAME).write_text(model_card, encoding="utf-8")
 
-    return write_folder(path, fill, overwrite=overwrite)
+    return write_folder(path, fill, overwrite=overwrite, inputs=inputs)

@@ -1,0 +1,238 @@
+"""The one output guard: what every command that writes checks first, and how it writes.
+
+:func:`check_output` and :func:`check_folder` refuse, before any work, an output that is one of
+the inputs, holds one of them, or exists without ``overwrite``. :func:`write_atomically` and
+:func:`write_folder` then write beside the destination and rename into place, so a crash leaves
+the old output or the new one, never a mix. Files and folders get the user's umask (like
+``open``), not ``mkstemp``'s 0600/0700. With ``overwrite`` a folder is replaced only when it
+holds nothing but the files the command itself writes: nothing else is ever deleted. Every
+error is one line naming the user's path, never a temporary name.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import BinaryIO
+
+PathLike = str | os.PathLike[str]
+
+
+def _resolved(paths: Iterable[PathLike]) -> list[Path]:
+    return [Path(p).expanduser().resolve() for p in paths]
+
+
+def _check_parent(path: Path, what: str) -> None:
+    """The nearest existing ancestor of ``path`` must be a folder (else mkdir fails: Errno 17)."""
+    for parent in Path(os.path.abspath(path)).parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"{parent} is a file, not a folder: choose another {what}")
+            return
+
+
+def _make_parent(path: Path, what: str) -> None:
+    _check_parent(path, what)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ValueError(
+            f"cannot create the folder {path.parent}: a file is in the way; choose another {what}"
+        ) from None
+    except OSError as error:
+        raise OSError(f"cannot create the folder {path.parent}: {error.strerror}") from None
+
+
+def check_output(
+    path: PathLike, inputs: Iterable[PathLike] = (), overwrite: bool = False, what: str = "-o"
+) -> Path:
+    """Refuse an output file that would replace an input or, without ``overwrite``, any file.
+
+    Args:
+        path: the file to write.
+        inputs: files the command reads; the output never replaces one, ``overwrite`` or not.
+        overwrite: replace an existing file (``--overwrite``).
+        what: the option naming ``path``, quoted in the messages.
+
+    Raises:
+        ValueError: one line naming ``path`` and what to do.
+    """
+    path = Path(path)
+    if path.expanduser().resolve() in _resolved(inputs):
+        raise ValueError(f"{path} is one of the inputs: choose another {what}")
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder: give {what} a file name")
+    if (path.exists() or path.is_symlink()) and not overwrite:
+        raise ValueError(f"{path} already exists: pass --overwrite or choose another {what}")
+    _check_parent(path, what)
+    return path
+
+
+def _temporary_name(path: Path, kind: str) -> Path:
+    # A leading dot: batch inputs (adain.batch.expand_paths) never take a leftover as an image.
+    return path.with_name(f".{path.name}.{secrets.token_hex(4)}.{kind}")
+
+
+def _fsync_folder(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems cannot sync a folder; the rename is still atomic
+    finally:
+        os.close(fd)
+
+
+def write_atomically(path: PathLike, write: Callable[[BinaryIO], object]) -> Path:
+    """Call ``write(handle)`` on a temporary sibling of ``path``, fsync it, rename it over ``path``.
+
+    The file is created with mode 0o666 less the umask, as ``open`` would. Check the
+    destination first with :func:`check_output`.
+
+    Raises:
+        OSError: one line naming ``path`` (never the temporary file).
+    """
+    path = Path(path)
+    _make_parent(path, "-o")
+    tmp = _temporary_name(path, "tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as error:
+        if isinstance(error, IsADirectoryError) or path.is_dir():
+            raise ValueError(f"{path} is a folder: give a file name") from None
+        raise OSError(f"cannot write {path}: {error.strerror or error}") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    _fsync_folder(path.parent)
+    return path
+
+
+def _unexpected(folder: Path, names: frozenset[str]) -> Path | None:
+    """The first entry of ``folder`` that the command does not write itself, if any."""
+    for entry in sorted(folder.iterdir()):
+        if entry.name not in names or entry.is_symlink() or not entry.is_file():
+            return entry
+    return None
+
+
+def check_folder(
+    path: PathLike,
+    names: Iterable[str],
+    inputs: Iterable[PathLike] = (),
+    overwrite: bool = False,
+    what: str = "-o",
+) -> Path:
+    """Refuse an output folder that :func:`write_folder` must not replace.
+
+    An existing non-empty folder needs ``overwrite``, and even then it is replaced only when it
+    holds nothing but ``names`` (the files the command writes). An input is never the folder
+    or inside it, and an existing file is never replaced by a folder.
+
+    Raises:
+        ValueError: one line naming the path (or the unexpected file) and what to do.
+    """
+    path = Path(path)
+    names = frozenset(names)
+    target = path.expanduser().resolve()
+    for source in _resolved(inputs):
+        if source == target:
+            raise ValueError(f"{path} is one of the inputs: choose another {what}")
+        if target in source.parents:
+            raise ValueError(f"{path} holds the input {source.name}: choose another {what}")
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        if not overwrite:
+            raise ValueError(f"{path} already exists: pass --overwrite or choose another {what}")
+        raise ValueError(f"{path} is a file, not a folder: --overwrite replaces only folders")
+    if path.is_dir() and any(path.iterdir()):
+        if not overwrite:
+            raise ValueError(f"{path} already exists: pass --overwrite or choose another {what}")
+        if (entry := _unexpected(path, names)) is not None:
+            raise ValueError(
+                f"{path} holds {entry.name}, which this command does not write: it replaces "
+                f"only a folder it wrote; move {entry.name} or choose another {what}"
+            )
+        cwd = Path.cwd().resolve()
+        if cwd == target or target in cwd.parents:
+            raise ValueError(f"{path} holds the current folder: choose another {what}")
+    _check_parent(path, what)
+    return path
+
+
+def write_folder(
+    path: PathLike,
+    fill: Callable[[Path], None],
+    names: Iterable[str],
+    inputs: Iterable[PathLike] = (),
+    overwrite: bool = False,
+    what: str = "-o",
+) -> Path:
+    """Call ``fill(staging)`` on a new temporary sibling folder of ``path``, then swap it in.
+
+    Args:
+        path: destination folder, checked by :func:`check_folder` first.
+        fill: writes the folder's files into the (empty, existing) staging folder it is given.
+        names: every file name ``fill`` writes; with ``overwrite`` an existing folder holding
+            only these is replaced (its files removed one by one), anything else is refused.
+        inputs: files the command reads: never the folder, never inside it.
+        overwrite: replace an existing non-empty folder.
+        what: the option naming ``path``, quoted in the messages.
+
+    Raises:
+        ValueError: see :func:`check_folder`; OSError: one line naming ``path``.
+    """
+    path = Path(path)
+    names = frozenset(names)
+    check_folder(path, names, inputs, overwrite, what)
+    _make_parent(path, what)
+    staging = _temporary_name(path, "tmp")
+    old = _temporary_name(path, "old")
+    try:
+        os.mkdir(staging, 0o777)  # the umask applies, as for any new folder
+    except OSError as error:
+        raise OSError(f"cannot create {path}: {error.strerror or error}") from None
+    try:
+        fill(staging)
+        for entry in staging.iterdir():
+            if entry.is_file():
+                with open(entry, "rb") as handle:
+                    os.fsync(handle.fileno())
+        if path.is_dir():
+            check_folder(path, names, inputs, overwrite, what)  # unchanged since the first check
+            os.rename(path, old)
+        try:
+            os.rename(staging, path)
+        except OSError:
+            if old.exists():
+                os.rename(old, path)
+            if path.exists():
+                raise ValueError(
+                    f"{path} already exists: pass --overwrite or choose another {what}"
+                ) from None
+            raise
+    except OSError as error:
+        raise OSError(f"cannot write {path}: {error.strerror or error}") from None
+    finally:
+        if staging.exists():  # ours alone: made above, filled by fill
+            shutil.rmtree(staging)
+    if old.exists():
+        for entry in old.iterdir():
+            if entry.name in names and not entry.is_dir():  # checked: never anything else
+                entry.unlink()
+        try:
+            old.rmdir()
+        except OSError:
+            pass  # something appeared in it meanwhile: keep it rather than delete it
+    _fsync_folder(path.parent)
+    return path
