@@ -7,7 +7,6 @@ API, the command line, batches, sheets, comparisons) calls it, and it hands its 
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -20,7 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
-from adain.architecture import CONTENT_LAYER, DEPTHS, DOWNSAMPLING
+from adain.architecture import CONTENT_LAYER, DOWNSAMPLING
 from adain.decoder import Decoder
 from adain.encoder import VGG19Encoder
 from adain.engine import strips
@@ -34,33 +33,10 @@ from adain.functional import (
     transfer_luminance,
 )
 from adain.style import StyleStats
-from adain.weights.card import saved_card_sections
+from adain.weights.card import MODEL_CARD_TEMPLATE
+from adain.weights.folder import check_config
 
 PAPER_URL = "https://arxiv.org/abs/1703.06868"
-# README.md written by save_pretrained (a Jinja template filled by huggingface_hub). Published
-# checkpoints get the fuller card of hub/model_card.md (data, config, licences, deviations); the
-# licences of every card come from adain.weights.card.
-MODEL_CARD_TEMPLATE = """---
-{{ card_data }}
----
-
-# AdaIN style transfer
-
-Arbitrary style transfer with Adaptive Instance Normalization (Huang & Belongie, ICCV 2017,
-{{ paper_url }}), saved by the adain library: a frozen VGG-19 encoder, AdaIN on its relu4_1
-features, and a trained decoder. `config.json` holds the
-architecture, `model.safetensors` the weights.
-
-```python
-from adain import AdaIN, stylize
-
-model = AdaIN.from_pretrained("path/or/org-name")  # this folder or repository
-image = stylize("content.jpg", "style.jpg", model=model, alpha=0.8)
-```
-
-Command line: `adain stylize content.jpg --style style.jpg -o out.png --model path/or/org-name`.
-
-""" + saved_card_sections()
 WEIGHTS_NAME = "model.safetensors"
 # Below this, relu4_1 has too few positions for a meaningful (or defined) variance.
 MIN_SIDE = 16
@@ -109,42 +85,6 @@ def _check_preserve_color(preserve_color: object) -> None:
         raise ValueError(
             f"preserve_color must be 'coral', 'luminance' or None, got {preserve_color!r}"
         )
-
-
-def _check_config(path: Path) -> None:
-    """Refuse a ``config.json`` the model cannot be built from, in one line naming the file:
-    unreadable, not an object, unknown keys, wrong types or out-of-range values."""
-    if not path.is_file():
-        return  # the mixin then builds the default architecture, and the weights must match it
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"{path}: not readable JSON ({error})") from error
-    if not isinstance(config, dict):
-        raise ValueError(f"{path}: must hold a JSON object, got {type(config).__name__}")
-    unknown = sorted(set(config) - set(_CONFIG_CHECKS))
-    if unknown:
-        raise ValueError(f"{path}: unknown key {unknown[0]!r}; known: {', '.join(_CONFIG_CHECKS)}")
-    for key, value in config.items():
-        check, wanted = _CONFIG_CHECKS[key]
-        if not check(value):
-            raise ValueError(f"{path}: {key} must be {wanted}, got {value!r}")
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-# config.json keys (AdaIN.__init__'s kwargs) -> (check, what the message asks for). Widths above
-# VGG's 64 are refused before a model of that size is built.
-_CONFIG_CHECKS: dict[str, tuple[Any, str]] = {
-    "encoder_depth": (lambda v: v in DEPTHS, f"one of {', '.join(DEPTHS)}"),
-    "base_channels": (
-        lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 64,
-        "an integer from 1 to 64",
-    ),
-    "eps": (lambda v: _is_number(v) and math.isfinite(v) and v > 0, "a finite number > 0"),
-}
 
 
 class AdaIN(
@@ -219,7 +159,7 @@ class AdaIN(
             pretrained_model_name_or_path, revision, cache_dir=cache_dir,
             force_download=force_download, token=token, local_files_only=local_files_only,
         )  # fmt: skip
-        _check_config(Path(folder) / "config.json")
+        check_config(Path(folder) / "config.json")
         # The mixin reads config.json from the folder, then calls _from_pretrained on it.
         return super().from_pretrained(str(folder), **model_kwargs)
 

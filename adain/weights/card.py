@@ -1,6 +1,6 @@
 """Model-card text shared by every writer: the licences, and the provenance of the original release.
 
-The one source for the cards of ``AdaIN.save_pretrained`` (``adain.model.MODEL_CARD_TEMPLATE``),
+The one source for the cards of ``AdaIN.save_pretrained`` (:data:`MODEL_CARD_TEMPLATE`),
 of converted original releases (``adain convert`` and the loading fallbacks: :func:`original_card`)
 and of published checkpoints (``hub/model_card.md``, filled by ``hub/push.py``). Plain strings.
 """
@@ -131,3 +131,29 @@ model = AdaIN.from_pretrained("path/to/this/folder")
 
 {licences(RELEASED_DECODER)}
 """
+
+
+# README.md written by save_pretrained (a Jinja template filled by huggingface_hub). Published
+# checkpoints get the fuller card of hub/model_card.md (data, config, licences, deviations); the
+# licences of every card come from adain.weights.card.
+MODEL_CARD_TEMPLATE = """---
+{{ card_data }}
+---
+
+# AdaIN style transfer
+
+Arbitrary style transfer with Adaptive Instance Normalization (Huang & Belongie, ICCV 2017,
+{{ paper_url }}), saved by the adain library: a frozen VGG-19 encoder, AdaIN on its relu4_1
+features, and a trained decoder. `config.json` holds the
+architecture, `model.safetensors` the weights.
+
+```python
+from adain import AdaIN, stylize
+
+model = AdaIN.from_pretrained("path/or/org-name")  # this folder or repository
+image = stylize("content.jpg", "style.jpg", model=model, alpha=0.8)
+```
+
+Command line: `adain stylize content.jpg --style style.jpg -o out.png --model path/or/org-name`.
+
+""" + saved_card_sections()

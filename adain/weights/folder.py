@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from adain import outputs
+from adain.architecture import DEPTHS
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -91,3 +93,39 @@ def save_state_dir(
         (staging / CARD_NAME).write_text(model_card, encoding="utf-8")
 
     return write_folder(path, fill, overwrite=overwrite, inputs=inputs)
+
+
+def check_config(path: Path) -> None:
+    """Refuse a ``config.json`` the model cannot be built from, in one line naming the file:
+    unreadable, not an object, unknown keys, wrong types or out-of-range values."""
+    if not path.is_file():
+        return  # the mixin then builds the default architecture, and the weights must match it
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path}: not readable JSON ({error})") from error
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: must hold a JSON object, got {type(config).__name__}")
+    unknown = sorted(set(config) - set(_CONFIG_CHECKS))
+    if unknown:
+        raise ValueError(f"{path}: unknown key {unknown[0]!r}; known: {', '.join(_CONFIG_CHECKS)}")
+    for key, value in config.items():
+        check, wanted = _CONFIG_CHECKS[key]
+        if not check(value):
+            raise ValueError(f"{path}: {key} must be {wanted}, got {value!r}")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+# config.json keys (AdaIN.__init__'s kwargs) -> (check, what the message asks for). Widths above
+# VGG's 64 are refused before a model of that size is built.
+_CONFIG_CHECKS: dict[str, tuple[Any, str]] = {
+    "encoder_depth": (lambda v: v in DEPTHS, f"one of {', '.join(DEPTHS)}"),
+    "base_channels": (
+        lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 64,
+        "an integer from 1 to 64",
+    ),
+    "eps": (lambda v: _is_number(v) and math.isfinite(v) and v > 0, "a finite number > 0"),
+}
