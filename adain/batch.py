@@ -1,17 +1,20 @@
 """Batch stylisation: expand inputs, plan output names, encode each style once, stylise each pair.
 
-``plan()`` does every check that needs no model (inputs exist and are images, option values,
-output names, nothing overwritten by accident), so a bad batch fails before it writes anything.
-``run()`` then loads the model once, encodes each style once and yields one record per output.
+``plan()`` does every check that needs no model (option values, output names, nothing
+overwritten by accident, and every input decoded once in full), so a bad batch fails before it
+writes anything. ``run()`` then loads the model once, encodes each style once and yields one
+record per output; with ``skip_existing`` a re-run finishes only the outputs that are missing.
 """
 
 from __future__ import annotations
 
 import glob
 import math
+import os
+import re
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,15 +24,22 @@ from adain.image import (
     load_image,
     load_mask,
     read_size,
+    resized_size,
     save_format,
     save_image,
 )
+from adain.model import MIN_SIDE
 from adain.outputs import check_output
 from adain.style import is_style_preset
 
 PRESET_SUFFIX = ".safetensors"
 # Output names list the styles of a mix up to this many, then count the rest.
 _MAX_NAMED_STYLES = 3
+# adain.outputs.write_atomically writes OUT as ".OUT.<8 hex digits>.tmp" beside it, then renames:
+# a killed run leaves that file behind (tests/test_batch.py holds this pattern to the writer's).
+_TEMPORARY = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{8}\.tmp")
+_TEMPORARY_EXTRA_BYTES = len(".") + len(".01234567.tmp")
+_NAME_MAX = 255  # bytes: Linux, macOS and Windows file systems, where pathconf cannot tell
 
 
 def _is_hidden(path: Path) -> bool:
@@ -86,6 +96,7 @@ class Job:
     content: Path
     styles: tuple[int, ...]
     output: Path
+    skip: bool = False  # the output exists and skip_existing keeps it
 
 
 @dataclass(frozen=True)
@@ -109,7 +120,8 @@ class BatchConfig:
     model: str | None = None
     revision: str | None = None
     device: str = "auto"
-    overwrite: bool = False
+    overwrite: bool = False  # replace existing outputs
+    skip_existing: bool = False  # keep existing outputs, write only the missing ones
     quality: int | None = None
     ext: str = ".png"  # format of the files written into an output folder
     tile: int | None = (
@@ -155,6 +167,11 @@ def _check_options(config: BatchConfig, num_styles: int) -> None:
         raise ValueError(f"--max-pixels must be > 0, got {config.max_pixels}")
     if config.quality is not None and not 1 <= config.quality <= 100:
         raise ValueError(f"--quality must be between 1 and 100, got {config.quality}")
+    if config.overwrite and config.skip_existing:
+        raise ValueError(
+            "give either --overwrite (replace existing outputs) or --skip-existing (keep them "
+            "and write only the missing ones), not both"
+        )
     if config.precision not in ("fp32", "bf16", "fp16"):
         raise ValueError(f"--precision must be fp32, bf16 or fp16, got {config.precision!r}")
     if config.tile is not None or config.max_memory is not None:
@@ -200,13 +217,106 @@ def _output_names(config: BatchConfig, contents: list[Path], styles: list[Path])
     return jobs
 
 
+def _name_max(folder: Path) -> int:
+    """The longest file name in bytes on the file system of ``folder`` (or of the nearest
+    existing folder above it: outputs may go to a folder not made yet)."""
+    for parent in (folder, *folder.parents):
+        if parent.is_dir():
+            try:
+                limit = os.pathconf(parent, "PC_NAME_MAX")
+            except (AttributeError, OSError, ValueError):  # no pathconf (Windows), or no answer
+                return _NAME_MAX
+            return limit if limit > 0 else _NAME_MAX
+    return _NAME_MAX
+
+
+def _check_outputs(config: BatchConfig, jobs: list[Job], inputs: list[Path]) -> list[Job]:
+    """Check each output's name and place; mark those to keep with ``skip_existing``."""
+    limits: dict[Path, int] = {}
+    single = len(jobs) == 1 and jobs[0].output == config.output
+    checked = []
+    for job in jobs:
+        folder = Path(os.path.abspath(job.output.parent))
+        if folder not in limits:
+            limits[folder] = _name_max(folder) - _TEMPORARY_EXTRA_BYTES
+        limit = limits[folder]
+        size = len(os.fsencode(job.output.name))
+        if size > limit:  # its temporary file needs the extra bytes too
+            fix = (
+                "choose a shorter -o file name"
+                if single
+                else f"give {job.content.name} or the style files a shorter stem"
+            )
+            raise ValueError(
+                f"{job.output}: the file name is {size} bytes, over the {limit} bytes this file "
+                f"system allows an output; {fix}"
+            )
+        check_output(job.output, inputs, overwrite=True)  # never an input, never a folder
+        if job.output.exists() or job.output.is_symlink():
+            if config.skip_existing:
+                job = replace(job, skip=True)
+            elif not config.overwrite:
+                raise ValueError(
+                    f"{job.output} already exists: pass --skip-existing to write only the "
+                    "missing outputs, --overwrite to replace them, or choose another -o"
+                )
+        checked.append(job)
+    return checked
+
+
+def _decoded_size(
+    path: Path, max_pixels: int | None, sizes: dict[Path, tuple[int, int]]
+) -> tuple[int, int]:
+    """Decode ``path`` in full once (truncated or corrupt data fails here), keep only its size."""
+    if path not in sizes:
+        image = load_image(path, max_pixels)
+        sizes[path] = image.size
+        del image  # one decoded image in memory at a time
+    return sizes[path]
+
+
+def _check_decoded(
+    path: Path,
+    what: Literal["content", "style"],
+    config: BatchConfig,
+    sizes: dict[Path, tuple[int, int]],
+) -> None:
+    """The size ``run`` gives the image (after the resize options) is one the model takes."""
+    width, height = _decoded_size(path, config.max_pixels, sizes)
+    if what == "content":
+        after = resized_size(width, height, config.content_size, config.max_size)
+        options = "--content-size or --max-size"
+    else:
+        after = resized_size(width, height, config.style_size)
+        options = "--style-size"
+    if config.max_pixels is not None and after[0] * after[1] > max(
+        config.max_pixels, width * height
+    ):
+        raise ValueError(
+            f"{path}: resizing {width}x{height} px to {after[0]}x{after[1]} px is over the limit "
+            f"of {config.max_pixels:,} pixels; choose a smaller {options} or raise --max-pixels"
+        )
+    if min(after) < MIN_SIDE:
+        resized = "" if after == (width, height) else f" ({after[0]}x{after[1]} px resized)"
+        raise ValueError(
+            f"{what} {path} is {width}x{height} px{resized}; AdaIN needs at least {MIN_SIDE} px "
+            f"a side: use a larger image or a larger {options}"
+        )
+
+
 def plan(config: BatchConfig) -> Plan:
     """Check a batch without loading the model; raise ``ValueError`` with a one-line fix.
 
     Every content x style pair makes one output; with ``weights`` or ``masks`` each content
-    makes one output from all the styles. Inputs are checked from their headers (exists, is an
-    image, under ``max_pixels``); existing outputs need ``overwrite``, and an output never
-    replaces one of the inputs.
+    makes one output from all the styles. Checks run cheapest first: options, input headers
+    (exists, is an image, under ``max_pixels``), output names (under the file system's name
+    limit, never one of the inputs; an existing output needs ``overwrite`` or is kept with
+    ``skip_existing``), then every input that a written output needs is decoded in full, one at
+    a time, and its size after the resize options must be at least ``MIN_SIDE`` a side.
+
+    Note:
+        The full decode costs one extra decode per image (it is decoded again in ``run``),
+        so a corrupt file stops the batch before its first output rather than midway.
     """
     contents = expand_paths(config.contents, "content")
     styles = expand_paths(config.styles, "style", presets=True)
@@ -232,18 +342,59 @@ def plan(config: BatchConfig) -> Plan:
             raise ValueError(f"mask {path}: no such file")
         read_size(path, config.max_pixels)
     jobs = _output_names(config, contents, styles)
-    inputs = [*contents, *styles, *masks]
-    for job in jobs:
-        check_output(job.output, inputs, config.overwrite)
+    jobs = _check_outputs(config, jobs, [*contents, *styles, *masks])
+    todo = [job for job in jobs if not job.skip]
+    sizes: dict[Path, tuple[int, int]] = {}  # decoded once, even if both content and style
+    for path in dict.fromkeys(job.content for job in todo):
+        _check_decoded(path, "content", config, sizes)
+    if todo:
+        for path in styles:
+            if not is_style_preset(path):
+                _check_decoded(path, "style", config, sizes)
+        for path in masks:
+            _decoded_size(path, config.max_pixels, sizes)
     return Plan(config, styles, masks, jobs)
+
+
+def _remove_stale_temporaries(outputs: list[Path]) -> None:
+    """Remove the temporary files a killed run left for these outputs, and nothing else."""
+    names: dict[Path, set[str]] = {}
+    for output in outputs:
+        names.setdefault(output.parent, set()).add(output.name)
+    for folder, wanted in names.items():
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:  # not made yet: nothing to remove
+            continue
+        for entry in entries:
+            match = _TEMPORARY.fullmatch(entry.name)
+            if match and match["name"] in wanted and entry.is_file(follow_symlinks=False):
+                try:
+                    os.unlink(entry.path)
+                except FileNotFoundError:
+                    pass
+
+
+def _skipped(batch: Plan, job: Job) -> dict[str, Any]:
+    return {
+        "output": str(job.output),
+        "content": str(job.content),
+        "styles": [str(batch.styles[k]) for k in job.styles],
+        "skipped": True,
+    }
 
 
 def run(batch: Plan) -> Iterator[dict[str, Any]]:
     """Load the model once, encode each style once, and stylise every job of the plan.
 
-    Yields one JSON-able record per output file written (atomically, by ``save_image``):
-    ``output``, ``content``, ``styles``, ``weights``, ``alpha``, ``width``, ``height``,
-    ``content_width``, ``content_height``, ``seconds`` (this output's stylisation and save).
+    Yields one JSON-able record per output, in the plan's order. An output written (atomically,
+    by ``save_image``) gives ``output``, ``content``, ``styles``, ``weights``, ``alpha``,
+    ``width``, ``height``, ``content_width``, ``content_height``, ``seconds`` (this output's
+    stylisation and save) and ``skipped: False``; one kept by ``skip_existing`` (it existed at
+    planning, or appeared since) gives ``output``, ``content``, ``styles`` and ``skipped: True``.
+    Before writing, the temporary files that a killed run left for the outputs to write are
+    removed (``.NAME.<8 hex>.tmp`` beside ``NAME``, see :func:`adain.outputs.write_atomically`).
+    The model is not loaded when every output is skipped.
 
     Note:
         With ``preserve_color="coral"`` a style's colours are matched to each content before it
@@ -254,6 +405,11 @@ def run(batch: Plan) -> Iterator[dict[str, Any]]:
     from adain.style import StyleStats
 
     config = batch.config
+    todo = [job for job in batch.jobs if not job.skip]
+    _remove_stale_temporaries([job.output for job in todo])
+    if not todo:
+        yield from (_skipped(batch, job) for job in batch.jobs)
+        return
     device = get_device(config.device)  # a missing device is an error before the model loads
     net = load_model(config.model, revision=config.revision).to(device).eval()
     masks = [load_mask(path, config.max_pixels) for path in batch.masks] or None
@@ -267,6 +423,9 @@ def run(batch: Plan) -> Iterator[dict[str, Any]]:
             image = encode_style(image, net, device=device)
         styles.append(image)
     for job in batch.jobs:
+        if job.skip or (config.skip_existing and (job.output.exists() or job.output.is_symlink())):
+            yield _skipped(batch, job)
+            continue
         start = time.perf_counter()
         content = load_image(job.content, config.max_pixels)
         result = stylize(
@@ -297,6 +456,7 @@ def run(batch: Plan) -> Iterator[dict[str, Any]]:
             "content_width": content.width,
             "content_height": content.height,
             "seconds": round(time.perf_counter() - start, 4),
+            "skipped": False,
         }
 
 

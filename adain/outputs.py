@@ -11,6 +11,7 @@ error is one line naming the user's path, never a temporary name.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -113,7 +114,9 @@ def write_atomically(path: PathLike, write: Callable[[BinaryIO], object]) -> Pat
             raise ValueError(f"{path} is a folder: give a file name") from None
         raise OSError(f"cannot write {path}: {error.strerror or error}") from None
     finally:
-        if tmp.exists():
+        # Not tmp.exists(): for a name near the file system's limit, the temporary name itself
+        # is too long and stat() raises instead of answering.
+        with contextlib.suppress(FileNotFoundError, OSError):
             tmp.unlink()
     _fsync_folder(path.parent)
     return path

@@ -219,7 +219,7 @@ def test_never_overwrites_without_overwrite(work):
     (work / "o.png").write_bytes(b"keep me")
     result = invoke(*args, "--alpha", 0.5)
     assert result.exit_code == 1
-    assert "o.png already exists: pass --overwrite" in one_error_line(result)
+    assert "o.png already exists: pass --skip-existing" in one_error_line(result)
     assert (work / "o.png").read_bytes() == b"keep me"
     assert invoke(*args, "--overwrite").exit_code == 0
     assert (work / "o.png").read_bytes() == before
@@ -354,14 +354,13 @@ def test_missing_device_is_an_error_not_a_fallback(work):
     assert not list(work.glob("*.png"))
 
 
-def test_truncated_image_mid_batch_leaves_no_partial_file(work):
+def test_truncated_image_mid_batch_writes_nothing(work):
     data = (work / "c/sub/b.jpg").read_bytes()
     (work / "c/sub/b.jpg").write_bytes(data[: len(data) // 2])  # the header still reads
     result = invoke("stylize", "c", "-s", "s/x.png", "-o", "out", *model_args(work))
     assert result.exit_code == 1 and "truncated" in one_error_line(result)
-    written = sorted(p.name for p in (work / "out").iterdir())
-    assert written == ["a_x.png"]  # finished before the bad file, complete; no temporary file
-    assert load_image(work / "out/a_x.png").size == (56, 40)
+    assert "b.jpg" in one_error_line(result)
+    assert not (work / "out").exists()  # found while planning, before the first output
 
 
 def test_debug_shows_the_exception(work):

@@ -188,3 +188,13 @@ def test_train_export_never_empties_an_unrelated_folder(tmp_path):
     with pytest.raises(ValueError, match="holds the input latest.pt"):
         export(run / "latest.pt", run)
     assert (run / "latest.pt").read_bytes() == b"ckpt"
+
+
+def test_a_name_too_long_for_the_temporary_file_is_one_line(tmp_path):
+    limit = os.pathconf(tmp_path, "PC_NAME_MAX")
+    path = tmp_path / ("x" * (limit - 4) + ".png")  # fits; its temporary sibling does not
+    with pytest.raises(OSError) as caught:
+        write_atomically(path, lambda handle: handle.write(b"data"))
+    message = str(caught.value)
+    assert message.startswith(f"cannot write {path}") and "\n" not in message
+    assert ".tmp" not in message and list(tmp_path.iterdir()) == []

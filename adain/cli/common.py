@@ -146,13 +146,18 @@ def options(**values: Any) -> dict[str, Any]:
 
 
 def report(records: Iterable[dict[str, Any]], total: int, quiet: bool, as_json: bool) -> None:
-    """Print one line per output (its path, or a JSON record), with a progress bar on batches."""
+    """Print one line per output (its path, or a JSON record), with a progress bar on batches.
+
+    A record with ``skipped`` true (an existing output kept by ``--skip-existing``) prints
+    ``skipped PATH (exists)`` on stderr instead, so stdout lists only the files written.
+    """
     from rich.console import Console
     from rich.progress import Progress
 
+    console = Console(stderr=True)
     with Progress(
-        console=Console(stderr=True),
-        disable=quiet or total < 2,
+        console=console,
+        disable=quiet or total < 2 or not console.is_terminal,  # a pipe gets no bar, no blank line
         transient=True,
         # Through the bar's console only when stdout is the same terminal; never for --json pipes.
         redirect_stdout=sys.stdout.isatty(),
@@ -162,6 +167,13 @@ def report(records: Iterable[dict[str, Any]], total: int, quiet: bool, as_json: 
         for record in records:
             if as_json:
                 typer.echo(json.dumps(record))
+            elif record.get("skipped"):
+                if not quiet:
+                    line = f"skipped {record['output']} (exists)"
+                    if progress.live.is_started:  # above the bar, which stays at the bottom
+                        progress.console.print(line, markup=False, highlight=False)
+                    else:
+                        typer.echo(line, err=True)
             elif not quiet:
                 typer.echo(record["output"])
             progress.advance(task)

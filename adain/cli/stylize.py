@@ -29,6 +29,7 @@ from adain.cli.common import (
     StyleSize,
     Tile,
     Weights,
+    flag,
     options,
     report,
     reported,
@@ -61,6 +62,13 @@ Masks = Annotated[
     list[Path] | None,
     typer.Option(help="Region of each style, an image file; grey = soft (one per style)."),
 ]
+SkipExisting = Annotated[
+    bool,
+    flag(
+        "--skip-existing",
+        text="Keep existing output files and write only the missing ones (finish a stopped run).",
+    ),
+]
 Ext = Annotated[
     str | None, typer.Option(help="Format of the files written into a folder (default png).")
 ]
@@ -85,6 +93,7 @@ def stylize(
     device: Device = "auto",
     ext: Ext = None,
     overwrite: Overwrite = False,
+    skip_existing: SkipExisting = False,
     quality: Quality = None,
     tile: Tile = None,
     max_memory: MaxMemory = None,
@@ -96,6 +105,7 @@ def stylize(
     """Stylise each CONTENT with each style, or with one mix of them (--weight) or regions (--mask).
 
     Outputs are named CONTENT_STYLE.png in the -o folder; each style is encoded once per batch.
+    Every input is decoded and checked before the first output is written.
     """
     with reported(debug):
         from adain.batch import BatchConfig, plan, run
@@ -105,6 +115,7 @@ def stylize(
             styles=style,
             device=device,
             overwrite=overwrite,
+            skip_existing=skip_existing,
             precision=precision,
             **options(
                 tile=tile,
