@@ -11,7 +11,6 @@ from __future__ import annotations
 import glob
 import math
 import os
-import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -29,16 +28,12 @@ from adain.image import (
     save_image,
 )
 from adain.model import MIN_SIDE
-from adain.outputs import check_output
+from adain.outputs import TEMPORARY_EXTRA_BYTES, check_output, temporary_file_of
 from adain.style import is_style_preset
 
 PRESET_SUFFIX = ".safetensors"
 # Output names list the styles of a mix up to this many, then count the rest.
 _MAX_NAMED_STYLES = 3
-# adain.outputs.write_atomically writes OUT as ".OUT.<8 hex digits>.tmp" beside it, then renames:
-# a killed run leaves that file behind (tests/test_batch.py holds this pattern to the writer's).
-_TEMPORARY = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{8}\.tmp")
-_TEMPORARY_EXTRA_BYTES = len(".") + len(".01234567.tmp")
 _NAME_MAX = 255  # bytes: Linux, macOS and Windows file systems, where pathconf cannot tell
 
 
@@ -238,7 +233,7 @@ def _check_outputs(config: BatchConfig, jobs: list[Job], inputs: list[Path]) -> 
     for job in jobs:
         folder = Path(os.path.abspath(job.output.parent))
         if folder not in limits:
-            limits[folder] = _name_max(folder) - _TEMPORARY_EXTRA_BYTES
+            limits[folder] = _name_max(folder) - TEMPORARY_EXTRA_BYTES
         limit = limits[folder]
         size = len(os.fsencode(job.output.name))
         if size > limit:  # its temporary file needs the extra bytes too
@@ -367,8 +362,7 @@ def _remove_stale_temporaries(outputs: list[Path]) -> None:
         except OSError:  # not made yet: nothing to remove
             continue
         for entry in entries:
-            match = _TEMPORARY.fullmatch(entry.name)
-            if match and match["name"] in wanted and entry.is_file(follow_symlinks=False):
+            if temporary_file_of(entry.name) in wanted and entry.is_file(follow_symlinks=False):
                 try:
                     os.unlink(entry.path)
                 except FileNotFoundError:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Callable, Iterable
@@ -75,6 +76,18 @@ def check_output(
 def _temporary_name(path: Path, kind: str) -> Path:
     # A leading dot: batch inputs (adain.batch.expand_paths) never take a leftover as an image.
     return path.with_name(f".{path.name}.{secrets.token_hex(4)}.{kind}")
+
+
+# What _temporary_name adds to a file's name: the bytes a name must leave free for its writer.
+TEMPORARY_EXTRA_BYTES = len(".") + len(".01234567.tmp")
+_TEMPORARY_FILE = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{8}\.tmp")
+
+
+def temporary_file_of(name: str) -> str | None:
+    """The output a file named ``name`` is a temporary file of (:func:`write_atomically`'s
+    ``.NAME.<8 hex>.tmp``), or ``None``: what a killed run leaves behind."""
+    match = _TEMPORARY_FILE.fullmatch(name)
+    return match["name"] if match else None
 
 
 def _fsync_folder(folder: Path) -> None:

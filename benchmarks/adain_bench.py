@@ -147,6 +147,10 @@ def child(spec: dict) -> dict:
                 baseline_stylize(enc, dec, content[i : i + 1], style)
     elif variant == "call":
         model = _saved_and_loaded(spec)
+        if spec.get("max_memory"):  # only when asked: --max-memory is the model's own setting
+            from adain import EngineOptions
+
+            model.engine = EngineOptions(max_memory=spec["max_memory"])
 
         def run() -> None:
             model(content, style)  # what a user writes: no no_grad, no tuning, style re-encoded

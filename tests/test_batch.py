@@ -25,7 +25,7 @@ from adain.batch import BatchConfig, plan
 from adain.cli import app
 from adain.image import save_image
 from adain.model import MIN_SIDE
-from adain.outputs import write_atomically
+from adain.outputs import TEMPORARY_EXTRA_BYTES, temporary_file_of, write_atomically
 
 ROOT = Path(__file__).parent.parent
 runner = CliRunner()
@@ -258,9 +258,9 @@ def test_the_temporary_pattern_is_write_atomically_s(tmp_path):
 
     write_atomically(tmp_path / "a_x.png", write)
     (name,) = seen
-    match = adain.batch._TEMPORARY.fullmatch(name)
-    assert match and match["name"] == "a_x.png"
-    assert len(name) == len("a_x.png") + adain.batch._TEMPORARY_EXTRA_BYTES
+    assert temporary_file_of(name) == "a_x.png"
+    assert temporary_file_of("a_x.png") is None and temporary_file_of(".a_x.png.xyz.tmp") is None
+    assert len(name) == len("a_x.png") + TEMPORARY_EXTRA_BYTES
 
 
 def test_stale_temporary_files_of_the_run_are_removed_look_alikes_kept(work):

@@ -26,8 +26,6 @@ from adain.cli.common import (
 
 app = typer.Typer(add_completion=False)
 
-PRESET_NAMES = ("gatys2016", "neural_style")
-
 ContentArgument = Annotated[Path, typer.Argument(metavar="CONTENT", help="Content image.")]
 StyleArgument = Annotated[Path, typer.Argument(metavar="STYLE", help="Style image.")]
 

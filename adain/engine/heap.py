@@ -64,11 +64,6 @@ def _initial(variable: str, default: int) -> int:
         return default
 
 
-def available() -> bool:
-    """Whether the allocator can be tuned here (Linux with glibc)."""
-    return _glibc is not None
-
-
 @contextlib.contextmanager
 def heap_reuse() -> Iterator[None]:
     """Keep freed memory in the heap while the block runs; give it back after (glibc only).

@@ -105,6 +105,15 @@ def format_memory(size: float) -> str:
     return f"{size / 2**20:.2f} MiB"
 
 
+def _footprint(batch: int, height: int, width: int, base_channels: int) -> tuple[float, int, int]:
+    """Bytes per pixel of a forward pass's activations, of the fp32 input and output, and of
+    the kept relu4_1 features (``8 * base`` fp32 values per cell)."""
+    per_px = BYTES_PER_PIXEL * base_channels / 64 * batch
+    images = 2 * 4 * 3 * batch * height * width
+    cells = math.ceil(height / DOWNSAMPLING) * math.ceil(width / DOWNSAMPLING)
+    return per_px, images, 4 * 8 * base_channels * batch * cells
+
+
 def plan_strips(
     batch: int,
     height: int,
@@ -124,9 +133,7 @@ def plan_strips(
     budget = DEFAULT_MAX_MEMORY if max_memory is None else max_memory
     cells_h = math.ceil(height / DOWNSAMPLING)
     cells_w = math.ceil(width / DOWNSAMPLING)
-    per_px = BYTES_PER_PIXEL * base_channels / 64 * batch
-    images = 2 * 4 * 3 * batch * height * width  # fp32 input and output
-    cache = 4 * 8 * base_channels * batch * cells_h * cells_w
+    per_px, images, cache = _footprint(batch, height, width, base_channels)
 
     def strip_bytes(cols: int, rows: int) -> float:
         window = cells_w if cols >= cells_w else min(cols + 2 * HALO, cells_w)
@@ -199,13 +206,8 @@ def plan_for_device(
     if device.type == "cpu" or tile is not None:
         return plan_strips(batch, height, width, base_channels, max_memory, tile)
     budget = max_memory if max_memory is not None else _free_memory(device)
-    cells = math.ceil(height / DOWNSAMPLING) * math.ceil(width / DOWNSAMPLING)
-    whole = batch * (
-        BYTES_PER_PIXEL * base_channels / 64 * height * width  # activations
-        + 2 * 4 * 3 * height * width  # input and output
-        + 4 * 8 * base_channels * cells  # relu4_1
-    )
-    if whole <= budget:
+    per_px, images, cache = _footprint(batch, height, width, base_channels)
+    if per_px * height * width + images + cache <= budget:
         return whole_plan(height, width)
     return plan_strips(batch, height, width, base_channels, budget)
 
