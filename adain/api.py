@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from adain.efdm import Transfer
 from adain.engine.precision import Precision
 from adain.engine.runner import EngineOptions
 from adain.image import (
@@ -31,6 +32,9 @@ from adain.style import StyleStats, is_style_preset
 
 ImageLike = str | Path | Image.Image | Tensor
 StyleLike = ImageLike | StyleStats
+# What runs the network: the model's engine, or its exported graphs (adain.export).
+Backend = Literal["torch", "onnxruntime"]
+BACKENDS = ("torch", "onnxruntime")
 
 
 def get_device(device: str | torch.device = "auto") -> torch.device:
@@ -103,21 +107,34 @@ def encode_style(
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     device: str | torch.device = "auto",
     revision: str | None = None,
+    transfer: Transfer = "adain",
+    backend: Backend = "torch",
+    onnx: str | Path | None = None,
 ) -> StyleStats:
     """Encode a style once into reusable statistics (``StyleStats.save`` writes a preset).
 
     Encoded as :func:`stylize` encodes style images (:meth:`AdaIN.style_stats`: the same
     numbers, in bounded memory at any size). Returned on the CPU. ``max_pixels`` caps the
-    style image as read and as resized (:func:`adain.image.load_image`).
+    style image as read and as resized (:func:`adain.image.load_image`). ``transfer="efdm"``
+    also keeps each channel's sorted features (:mod:`adain.efdm`). ``backend`` and ``onnx``:
+    as in :func:`stylize`.
     """
     if isinstance(style, StyleStats):
         return style
     if isinstance(style, str | Path) and is_style_preset(style):
         return StyleStats.load(style)
-    target = get_device(device)
+    if backend != "torch" or onnx is not None:
+        target = _onnx_device(device, backend, transfer, None, None)
+    else:
+        target = get_device(device)
     net = _resolve_model(model, revision, target)
     image = as_tensor(style, style_size, max_pixels=max_pixels, name="style")
-    return net.style_stats(image, engine=EngineOptions(device=target)).to("cpu")
+    if backend == "onnxruntime":
+        from adain.export.cache import onnx_backend
+
+        return onnx_backend(net, onnx).style_stats(image)
+    engine = EngineOptions(device=target)
+    return net.style_stats(image, engine=engine, transfer=transfer).to("cpu")
 
 
 @torch.inference_mode()
@@ -140,6 +157,9 @@ def stylize(
     tile: int | None = None,
     max_memory: int | str | None = None,
     precision: Precision = "fp32",
+    transfer: Transfer = "adain",
+    backend: Backend = "torch",
+    onnx: str | Path | None = None,
 ) -> Image.Image | Tensor:
     """Stylise an image with one or several styles: files, PIL images or tensors in, through
     the model (``model(content, style, alpha, ...)``), a PIL image or a tensor out.
@@ -165,8 +185,18 @@ def stylize(
         output: ``"pil"`` (one image) or ``"tensor"`` (``(B, 3, H, W)`` clamped to [0, 1], CPU).
         tile, max_memory, precision: how the model runs
             (:class:`adain.engine.runner.EngineOptions`).
+        transfer: ``"adain"`` (each channel's mean and std) or ``"efdm"`` (each channel's
+            whole distribution, :mod:`adain.efdm`), with the same decoder.
+        backend: ``"torch"`` (the model's engine) or ``"onnxruntime"``: the model's exported
+            graphs on ONNX Runtime's CPU provider (``precision`` ``"fp32"`` or ``"fp16"``;
+            ``masks`` and ``transfer="efdm"`` need ``"torch"``), within 1e-4 of ``"torch"``.
+        onnx: with ``backend="onnxruntime"``, a folder written by ``adain export`` from this
+            model; ``None`` exports the model once into the cache (``$ADAIN_CACHE/onnx``).
     """
-    target = get_device(device)
+    if backend != "torch" or onnx is not None:
+        target = _onnx_device(device, backend, transfer, tile, max_memory)
+    else:
+        target = get_device(device)
     net = _resolve_model(model, revision, target)
     engine = EngineOptions(max_memory=max_memory, tile=tile, precision=precision, device=target)
     styles = list(style) if isinstance(style, list | tuple) else [style]
@@ -178,21 +208,61 @@ def stylize(
             style_inputs.append(StyleStats.load(item))
         else:
             style_inputs.append(as_tensor(item, style_size, None, max_pixels, "style"))
-    out = net(
-        as_tensor(content, content_size, max_size, max_pixels, "content"),
-        style_inputs,
-        alpha,
-        weights=weights,
-        masks=_masks_tensor(masks, len(styles)),
-        preserve_color=preserve_color,
-        engine=engine,
-    )
+    content_tensor = as_tensor(content, content_size, max_size, max_pixels, "content")
+    masks_tensor = _masks_tensor(masks, len(styles))
+    if backend == "onnxruntime":
+        from adain.export.cache import onnx_backend
+
+        runner = onnx_backend(net, onnx, precision=precision)
+        out = runner(
+            content_tensor,
+            style_inputs,
+            alpha,
+            weights=weights,
+            masks=masks_tensor,
+            preserve_color=preserve_color,
+        )
+    else:
+        out = net(
+            content_tensor,
+            style_inputs,
+            alpha,
+            weights=weights,
+            masks=masks_tensor,
+            preserve_color=preserve_color,
+            engine=engine,
+            transfer=transfer,
+        )
     out = out.clamp(0.0, 1.0).cpu()
     if output == "tensor":
         return out
     if out.shape[0] != 1:
         raise ValueError(f"output='pil' returns one image, the batch has {out.shape[0]}")
     return to_pil(out)
+
+
+def _onnx_device(
+    device: str | torch.device,
+    backend: str,
+    transfer: str,
+    tile: int | None,
+    max_memory: int | str | None,
+) -> torch.device:
+    """The CPU, for ``backend="onnxruntime"``, after refusing what that backend cannot do."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}: use {' or '.join(BACKENDS)}")
+    if backend == "torch":
+        raise ValueError("onnx= (--onnx) names graphs for backend='onnxruntime' (--backend)")
+    if str(device) not in ("auto", "cpu"):
+        raise ValueError(f"the onnxruntime backend runs on the CPU, not {device}: use --device cpu")
+    if transfer != "adain":
+        raise ValueError(f"transfer={transfer!r} needs the torch backend: drop --backend")
+    if tile is not None or max_memory is not None:
+        raise ValueError(
+            "--tile and --max-memory set how the torch engine runs; the onnxruntime backend runs "
+            "whole images: drop them or --backend"
+        )
+    return torch.device("cpu")
 
 
 def _masks_tensor(masks: Sequence[ImageLike] | Tensor | None, num_styles: int) -> Tensor | None:

@@ -28,7 +28,12 @@ from adain.image import (
     save_image,
 )
 from adain.model import MIN_SIDE
-from adain.outputs import TEMPORARY_EXTRA_BYTES, check_output, temporary_file_of
+from adain.outputs import (
+    TEMPORARY_EXTRA_BYTES,
+    check_output,
+    remove_if_abandoned,
+    temporary_file_of,
+)
 from adain.style import is_style_preset
 
 PRESET_SUFFIX = ".safetensors"
@@ -124,6 +129,9 @@ class BatchConfig:
     )
     max_memory: str | None = None  # e.g. "3G"; None: adain.engine.strips.DEFAULT_MAX_MEMORY
     precision: str = "fp32"  # fp32, or bf16/fp16 on GPUs (adain.engine.runner)
+    transfer: str = "adain"  # adain (mean and std) or efdm (whole distribution, adain.efdm)
+    backend: str = "torch"  # torch (the engine) or onnxruntime (exported graphs, adain.export)
+    onnx: Path | None = None  # with onnxruntime: an `adain export` folder; None: the cache's
 
 
 @dataclass(frozen=True)
@@ -169,6 +177,9 @@ def _check_options(config: BatchConfig, num_styles: int) -> None:
         )
     if config.precision not in ("fp32", "bf16", "fp16"):
         raise ValueError(f"--precision must be fp32, bf16 or fp16, got {config.precision!r}")
+    if config.transfer not in ("adain", "efdm"):
+        raise ValueError(f"--transfer must be adain or efdm, got {config.transfer!r}")
+    _check_backend(config)
     if config.tile is not None or config.max_memory is not None:
         from adain.architecture import DOWNSAMPLING
         from adain.engine.plan import MIN_TILE_CELLS, parse_memory
@@ -330,6 +341,8 @@ def plan(config: BatchConfig) -> Plan:
                 )
             if not path.is_file():
                 raise ValueError(f"style preset {path} does not exist")
+            if config.transfer == "efdm":
+                _check_efdm_preset(path)
         else:
             read_size(path, config.max_pixels)
     for path in masks:
@@ -351,6 +364,40 @@ def plan(config: BatchConfig) -> Plan:
     return Plan(config, styles, masks, jobs)
 
 
+def _check_backend(config: BatchConfig) -> None:
+    """What ``--backend onnxruntime`` cannot do, refused before the model loads."""
+    if config.backend not in ("torch", "onnxruntime"):
+        raise ValueError(f"--backend must be torch or onnxruntime, got {config.backend!r}")
+    if config.backend == "torch":
+        if config.onnx is not None:
+            raise ValueError("--onnx names exported graphs for --backend onnxruntime: add it")
+        return
+    if config.masks:
+        raise ValueError(
+            "--mask needs --backend torch: the ONNX decoder applies one style or one mix (--weight)"
+        )
+    if config.precision not in ("fp32", "fp16"):
+        raise ValueError("--backend onnxruntime runs --precision fp32 or fp16 graphs")
+    if config.transfer != "adain":
+        raise ValueError(f"--transfer {config.transfer} needs --backend torch")
+    if config.tile is not None or config.max_memory is not None:
+        raise ValueError("--tile and --max-memory set how --backend torch runs: drop them")
+    if config.device not in ("auto", "cpu"):
+        raise ValueError(
+            f"--backend onnxruntime runs on the CPU, not {config.device}: --device cpu"
+        )
+
+
+def _check_efdm_preset(path: Path) -> None:
+    from adain.style import StyleStats
+
+    if StyleStats.load(path).quantiles is None:
+        raise ValueError(
+            f"style preset {path} holds only AdaIN's mean and std: make it again with "
+            "`adain style-encode --transfer efdm`, or give the style image"
+        )
+
+
 def _remove_stale_temporaries(outputs: list[Path]) -> None:
     """Remove the temporary files a killed run left for these outputs, and nothing else."""
     names: dict[Path, set[str]] = {}
@@ -363,10 +410,7 @@ def _remove_stale_temporaries(outputs: list[Path]) -> None:
             continue
         for entry in entries:
             if temporary_file_of(entry.name) in wanted and entry.is_file(follow_symlinks=False):
-                try:
-                    os.unlink(entry.path)
-                except FileNotFoundError:
-                    pass
+                remove_if_abandoned(entry.path)  # not another run's file in the making
 
 
 def _skipped(batch: Plan, job: Job) -> dict[str, Any]:
@@ -404,7 +448,8 @@ def run(batch: Plan) -> Iterator[dict[str, Any]]:
     if not todo:
         yield from (_skipped(batch, job) for job in batch.jobs)
         return
-    device = get_device(config.device)  # a missing device is an error before the model loads
+    # A missing device is an error before the model loads; ONNX Runtime runs on the CPU.
+    device = get_device("cpu" if config.backend == "onnxruntime" else config.device)
     net = load_model(config.model, revision=config.revision).to(device).eval()
     masks = [load_mask(path, config.max_pixels) for path in batch.masks] or None
     styles: list[Any] = []
@@ -414,7 +459,14 @@ def run(batch: Plan) -> Iterator[dict[str, Any]]:
             continue
         image = load_image(path, config.max_pixels, size=config.style_size)
         if config.preserve_color != "coral":
-            image = encode_style(image, net, device=device)
+            image = encode_style(
+                image,
+                net,
+                device=device,
+                transfer=config.transfer,  # type: ignore[arg-type]
+                backend=config.backend,  # type: ignore[arg-type]
+                onnx=config.onnx,
+            )
         styles.append(image)
     for job in batch.jobs:
         if job.skip or (config.skip_existing and (job.output.exists() or job.output.is_symlink())):
@@ -437,6 +489,9 @@ def run(batch: Plan) -> Iterator[dict[str, Any]]:
             max_memory=config.max_memory,
             precision=config.precision,  # type: ignore[arg-type]
             max_pixels=config.max_pixels,
+            transfer=config.transfer,  # type: ignore[arg-type]
+            backend=config.backend,  # type: ignore[arg-type]
+            onnx=config.onnx,
         )
         save_image(result, job.output, quality=config.quality)
         yield {
@@ -445,6 +500,7 @@ def run(batch: Plan) -> Iterator[dict[str, Any]]:
             "styles": [str(batch.styles[k]) for k in job.styles],
             "weights": None if config.weights is None else list(config.weights),
             "alpha": config.alpha,
+            "transfer": config.transfer,
             "width": result.width,
             "height": result.height,
             "content_width": content.width,
@@ -465,27 +521,35 @@ def save_preset(
     revision: str | None = None,
     device: str = "auto",
     overwrite: bool = False,
+    transfer: str = "adain",
 ) -> dict[str, Any]:
     """Encode styles (images or presets) into one ``.safetensors`` style preset.
 
     Several styles are mixed with ``weights`` (equal weights when ``None``), like ``--weight``
-    in ``stylize``. The model is loaded only when a style is an image.
+    in ``stylize``. The model is loaded only when a style is an image. ``transfer="efdm"``
+    keeps each channel's quantiles too (:data:`adain.style.PRESET_QUANTILES`), for
+    ``--transfer efdm``; such a preset also works for AdaIN.
 
     Returns:
-        A JSON-able record: ``output``, ``styles``, ``weights``, ``channels``, ``layer``.
+        A JSON-able record: ``output``, ``styles``, ``weights``, ``channels``, ``layer``,
+        ``transfer``, ``quantiles`` (per channel, ``None`` for AdaIN).
     """
     from adain.api import encode_style, get_device
-    from adain.style import StyleStats
+    from adain.style import PRESET_QUANTILES, StyleStats
 
     paths = expand_paths(styles, "style", presets=True)
     if output.suffix.lower() != PRESET_SUFFIX:
         raise ValueError(f"-o must end in {PRESET_SUFFIX} (a style preset), got {output}")
     check_output(output, paths, overwrite)
-    config = BatchConfig(contents=(), styles=styles, weights=weights, style_size=style_size)
+    config = BatchConfig(
+        contents=(), styles=styles, weights=weights, style_size=style_size, transfer=transfer
+    )
     _check_options(config, len(paths))
     for path in paths:
         if not is_style_preset(path):
             read_size(path, max_pixels)
+        elif transfer == "efdm":
+            _check_efdm_preset(path)
     net = None
     stats = []
     for path in paths:
@@ -498,7 +562,7 @@ def save_preset(
             target = get_device(device)
             net = load_model(model, revision=revision).to(target).eval()
         image = load_image(path, max_pixels, size=style_size)
-        stats.append(encode_style(image, net, device=target))
+        stats.append(encode_style(image, net, device=target, transfer=transfer))  # type: ignore[arg-type]
     if len({s.channels for s in stats}) > 1:
         raise ValueError(
             f"these styles have {sorted({s.channels for s in stats})} channels: presets mix only "
@@ -506,6 +570,8 @@ def save_preset(
         )
     mix_weights = list(weights) if weights is not None else [1.0] * len(stats)
     preset = StyleStats.mix(stats, mix_weights) if len(stats) > 1 else stats[0]
+    if transfer == "adain" and preset.quantiles is not None:
+        preset = StyleStats(preset.mean, preset.std, preset.layer)  # AdaIN's presets stay small
     preset.save(output)
     return {
         "output": str(output),
@@ -513,4 +579,8 @@ def save_preset(
         "weights": None if len(stats) == 1 else mix_weights,
         "channels": preset.channels,
         "layer": preset.layer,
+        "transfer": transfer,
+        "quantiles": None
+        if preset.quantiles is None
+        else min(preset.quantiles.shape[-1], PRESET_QUANTILES),
     }

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from adain.architecture import CONTENT_LAYER, DOWNSAMPLING
 from adain.decoder import Decoder
+from adain.efdm import Transfer, check_transfer
 from adain.encoder import VGG19Encoder
 from adain.engine import strips
 from adain.engine.plan import StripPlan, plan_for_device, whole_plan
@@ -32,6 +33,7 @@ from adain.functional import (
     region_shares,
     transfer_luminance,
 )
+from adain.outputs import apply_umask
 from adain.style import StyleStats
 from adain.weights.card import MODEL_CARD_TEMPLATE
 from adain.weights.folder import check_config
@@ -162,6 +164,12 @@ class AdaIN(
         check_config(Path(folder) / "config.json")
         # The mixin reads config.json from the folder, then calls _from_pretrained on it.
         return super().from_pretrained(str(folder), **model_kwargs)
+
+    def _save_pretrained(self, save_directory: Path) -> None:
+        super()._save_pretrained(save_directory)
+        # safetensors creates the file 0600 whatever the umask: others on a shared machine
+        # could not read a model any other file of the folder lets them read.
+        apply_umask(Path(save_directory) / WEIGHTS_NAME)
 
     @classmethod
     def _from_pretrained(  # type: ignore[override]
@@ -322,13 +330,28 @@ class AdaIN(
         shape = (batch, 3, height * DOWNSAMPLING, width * DOWNSAMPLING)
         return strips.decode(runner, feats, self._plan(runner, shape, options))
 
-    def style_stats(self, style: Tensor, *, engine: EngineOptions | None = None) -> StyleStats:
+    def style_stats(
+        self,
+        style: Tensor,
+        *,
+        engine: EngineOptions | None = None,
+        transfer: Transfer = "adain",
+    ) -> StyleStats:
         """Encode a style image ``(B, 3, H, W)`` into its reusable relu4_1 statistics, in
-        bounded memory at any size (the same numbers as a whole-image encoding)."""
+        bounded memory at any size (the same numbers as a whole-image encoding).
+
+        ``transfer="efdm"`` also keeps each channel's values sorted (:mod:`adain.efdm`), which
+        takes the style's relu4_1 features in memory once.
+        """
         check_image(style, "style")
+        transfer = check_transfer(transfer)
         options = engine or self.engine
         runner = self._runner(options, self._differentiable(style))
-        mean, std = strips.style_stats(runner, style, self._plan(runner, style.shape, options))
+        plan = self._plan(runner, style.shape, options)
+        if transfer == "efdm":
+            (mean, std), quantiles = strips.style_distribution(runner, style, plan)
+            return StyleStats(mean, std, layer=CONTENT_LAYER, quantiles=quantiles)
+        mean, std = strips.style_stats(runner, style, plan)
         return StyleStats(mean, std, layer=CONTENT_LAYER)
 
     def transfer(
@@ -338,8 +361,10 @@ class AdaIN(
         alpha: float = 1.0,
         weights: Sequence[float] | None = None,
         masks: Tensor | None = None,
+        transfer: Transfer = "adain",
     ) -> Tensor:
-        """AdaIN in feature space, with interpolation or spatial control, then the alpha blend.
+        """AdaIN (or EFDM) in feature space, with interpolation or spatial control, then the
+        alpha blend.
 
         Args:
             content_feats: ``(B, C, h, w)`` relu4_1 content features.
@@ -349,16 +374,18 @@ class AdaIN(
             masks: ``(B or 1, K, h, w)`` soft masks at feature resolution, one channel per style.
                 Each position is shared between the styles in proportion to the masks; positions
                 no mask covers keep the content features.
+            transfer: ``"adain"`` or ``"efdm"`` (see :meth:`forward`).
 
         Returns:
             ``(B, C, h, w)`` target features ``t``.
         """
         alpha = check_alpha(alpha)
+        transfer = check_transfer(transfer)
         stats = self._style_tensors(
-            styles, weights, masks, content_feats.device, content_feats.dtype
+            styles, weights, masks, content_feats.device, content_feats.dtype, transfer
         )
         share = None if masks is None else region_shares(masks.to(content_feats))
-        return strips.transfer(content_feats, stats, alpha, share, self.eps)
+        return strips.transfer(content_feats, stats, alpha, share, self.eps, method=transfer)
 
     def _style_tensors(
         self,
@@ -367,9 +394,10 @@ class AdaIN(
         masks: Tensor | None,
         device: torch.device,
         dtype: torch.dtype,
-    ) -> list[tuple[Tensor, Tensor]]:
-        """Styles -> ``(mean, std)`` on ``device``: one per region with ``masks``, else one
-        mixture (``weights``, equal by default)."""
+        transfer: Transfer = "adain",
+    ) -> list[tuple[Tensor, Tensor]] | list[Tensor]:
+        """Styles -> ``(mean, std)`` (EFDM: sorted values) on ``device``: one per region with
+        ``masks``, else one mixture (``weights``, equal by default)."""
         if not styles:
             raise ValueError("give at least one style")
         channels = 8 * self.encoder.conv1_1.out_channels
@@ -386,8 +414,19 @@ class AdaIN(
             if weights is not None:
                 raise ValueError("give either weights (interpolation) or masks (regions), not both")
             check_masks(masks, len(styles))
-        elif len(styles) > 1 or weights is not None:
+        if transfer == "efdm":
+            for stats in styles:
+                if stats.quantiles is None:
+                    what = f"style preset {stats.source}" if stats.source else "these StyleStats"
+                    raise ValueError(
+                        f"{what} holds only AdaIN's mean and std, EFDM needs the sorted "
+                        "features: encode it with transfer='efdm' (`adain style-encode "
+                        "--transfer efdm`)"
+                    )
+        if masks is None and (len(styles) > 1 or weights is not None):
             styles = [StyleStats.mix(styles, weights or [1.0] * len(styles))]
+        if transfer == "efdm":
+            return [s.quantiles.to(device, dtype) for s in styles]  # type: ignore[union-attr]
         return [(s.mean.to(device, dtype), s.std.to(device, dtype)) for s in styles]
 
     # Whole pipeline -------------------------------------------------------------------------
@@ -402,6 +441,8 @@ class AdaIN(
         masks: Tensor | None = None,
         preserve_color: PreserveColor | None = None,
         engine: EngineOptions | None = None,
+        content_stats: strips.StatsHook | None = None,
+        transfer: Transfer = "adain",
     ) -> Tensor:
         """Stylise ``content`` with one or several styles.
 
@@ -418,17 +459,29 @@ class AdaIN(
                 the content before stylising; ``"luminance"`` keeps the content's chroma after.
             engine: how to run this call (memory budget, strip height, precision); default
                 :attr:`engine`.
+            content_stats: called as ``content_stats(region, mean, std)`` with the content's
+                global relu4_1 statistics ``(B, C, 1, 1)`` of each region (one without
+                ``masks``) before the transfer; the ``(mean, std)`` it returns are used instead
+                (e.g. smoothed across video frames: :mod:`adain.video.temporal`).
+            transfer: ``"adain"`` matches each content channel's mean and std to the style's
+                (paper eq. 8); ``"efdm"`` its whole distribution (Exact Feature Distribution
+                Matching, Zhang et al. 2022, :mod:`adain.efdm`), with the same decoder. Style
+                statistics given for EFDM must hold quantiles (``style_stats(...,
+                transfer="efdm")``).
 
         Returns:
             ``(B, 3, H, W)`` stylised image, not clamped to [0, 1].
         """
         check_image(content, "content")
         alpha = check_alpha(alpha)
+        transfer = check_transfer(transfer)
         options = engine or self.engine
         runner = self._runner(options, self._differentiable(content))
         with runner.session():  # one allocator scope for the styles and the content
-            styles = self._resolve_styles(style, content, preserve_color, options)
-            stats = self._style_tensors(styles, weights, masks, runner.device, torch.float32)
+            styles = self._resolve_styles(style, content, preserve_color, options, transfer)
+            stats = self._style_tensors(
+                styles, weights, masks, runner.device, torch.float32, transfer
+            )
             share = None
             if masks is not None:
                 cells = [math.ceil(side / DOWNSAMPLING) for side in content.shape[2:]]
@@ -437,7 +490,16 @@ class AdaIN(
                 )
                 share = region_shares(masks)
             plan = self._plan(runner, content.shape, options)
-            out = strips.run(runner, content, stats, alpha, share, plan)
+            out = strips.run(
+                runner,
+                content,
+                stats,
+                alpha,
+                share,
+                plan,
+                content_stats=content_stats,
+                method=transfer,
+            )
         if preserve_color == "luminance":
             out = transfer_luminance(out, content)
         return out
@@ -448,6 +510,7 @@ class AdaIN(
         content: Tensor,
         preserve_color: PreserveColor | None,
         options: EngineOptions,
+        transfer: Transfer = "adain",
     ) -> list[StyleStats]:
         """Style images or statistics -> statistics, recolouring images first for ``"coral"``."""
         _check_preserve_color(preserve_color)
@@ -467,7 +530,7 @@ class AdaIN(
             image = check_image(item, "style")
             if preserve_color == "coral":
                 image = coral(image.expand(content.shape[0], -1, -1, -1), content)
-            stats.append(self.style_stats(image, engine=options))
+            stats.append(self.style_stats(image, engine=options, transfer=transfer))
         return stats
 
     def num_parameters(self) -> dict[str, int]:

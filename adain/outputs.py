@@ -12,10 +12,12 @@ error is one line naming the user's path, never a temporary name.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
 import secrets
 import shutil
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import BinaryIO
@@ -90,6 +92,56 @@ def temporary_file_of(name: str) -> str | None:
     return match["name"] if match else None
 
 
+# A temporary file younger than this may belong to a writer that has created it and not yet
+# locked it (the two are separate calls): never removed.
+_NEWBORN_SECONDS = 10.0
+
+
+def remove_if_abandoned(path: PathLike) -> bool:
+    """Delete a temporary file (:func:`temporary_file_of`) whose writer died, and say so.
+
+    :func:`write_atomically` holds an ``flock`` on its temporary file until it is renamed, and
+    the kernel drops that lock when the writer exits, SIGKILL included. So a file that can be
+    locked here is a dead run's leftover, while one that cannot belongs to a run still writing
+    into the same folder, and stays.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:  # gone already, a link, or not ours to read
+        return False
+    try:
+        if time.time() - os.fstat(fd).st_mtime < _NEWBORN_SECONDS:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # a live writer holds it
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+            return True
+        return False
+    finally:
+        os.close(fd)
+
+
+def _umask() -> int:
+    # Linux says it without changing it; os.umask() can only be read by setting it, which
+    # would race with other threads creating files.
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def apply_umask(path: PathLike) -> None:
+    """Give a file another library created 0600 (safetensors' ``save_file``) the mode ``open``
+    would have given it: 0o666 less the umask."""
+    os.chmod(path, 0o666 & ~_umask())
+
+
 def _fsync_folder(folder: Path) -> None:
     try:
         fd = os.open(folder, os.O_RDONLY)
@@ -117,6 +169,8 @@ def write_atomically(path: PathLike, write: Callable[[BinaryIO], object]) -> Pat
     tmp = _temporary_name(path, "tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        # Held until the rename: remove_if_abandoned leaves a live writer's file alone.
+        fcntl.flock(fd, fcntl.LOCK_EX)
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()

@@ -101,6 +101,7 @@ class SweepConfig:
     revision: str | None = None
     device: str = "auto"
     cell_size: int = 192  # px, the box each picture of the sheet fits in
+    transfer: str = "adain"  # adain (mean and std) or efdm (whole distribution, adain.efdm)
 
 
 def _check_cell_size(cell_size: int) -> None:
@@ -133,6 +134,8 @@ def sweep_sheet(config: SweepConfig) -> Image.Image:
 
     if not config.styles:
         raise ValueError("give at least one --style")
+    if config.transfer not in ("adain", "efdm"):
+        raise ValueError(f"--transfer must be adain or efdm, got {config.transfer!r}")
     if not config.alphas or any(not a >= 0 for a in config.alphas):
         raise ValueError(f"--alpha values must be >= 0, got {list(config.alphas)}")
     if len(config.styles) > 1 and config.steps < 2:
@@ -159,14 +162,20 @@ def sweep_sheet(config: SweepConfig) -> Image.Image:
         if is_style_preset(path):
             if config.preserve_color == "coral":
                 raise ValueError(f"--preserve-color coral needs style images; {path} is a preset")
-            styles.append(StyleStats.load(path))
+            preset = StyleStats.load(path)
+            if config.transfer == "efdm" and preset.quantiles is None:
+                raise ValueError(
+                    f"style preset {path} holds only AdaIN's mean and std: make it again with "
+                    "`adain style-encode --transfer efdm`, or give the style image"
+                )
+            styles.append(preset)
             header.append((None, f"{name} (preset)"))
             continue
         image = load_image(path, config.max_pixels, size=config.style_size)
         header.append((image, name))
-        styles.append(
-            image if config.preserve_color == "coral" else encode_style(image, net, device=device)
-        )
+        if config.preserve_color != "coral":
+            image = encode_style(image, net, device=device, transfer=config.transfer)  # type: ignore[arg-type]
+        styles.append(image)
 
     def run(style: Sequence[Any], alpha: float, weights: Sequence[float] | None) -> Image.Image:
         result = stylize(
@@ -180,6 +189,7 @@ def sweep_sheet(config: SweepConfig) -> Image.Image:
             max_size=config.max_size,
             max_pixels=config.max_pixels,
             device=device,
+            transfer=config.transfer,  # type: ignore[arg-type]
         )
         assert isinstance(result, Image.Image)
         return result

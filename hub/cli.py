@@ -101,6 +101,13 @@ def push(
     dry_run: DryRun = False,
     evaluation: Evaluation = None,
     overwrite: Overwrite = False,
+    onnx: Annotated[
+        bool,
+        typer.Option(
+            "--onnx",
+            help="Also add onnx/: the model as ONNX graphs (adain export), recorded in the card.",
+        ),
+    ] = False,
 ) -> None:
     """Push a model folder or checkpoint with a rendered model card, in one commit."""
     _check(repo_id, dry_run, output)
@@ -109,6 +116,7 @@ def push(
     result = _run(
         run_push, source, repo_id, branch=branch, private=private, tag=tag, encoder=encoder,
         output=output, dry_run=dry_run, evaluation=_read(evaluation), overwrite=overwrite,
+        onnx=onnx,
     )  # fmt: skip
     _report(result, dry_run)
 
@@ -136,3 +144,36 @@ def publish_original(
         output=output, dry_run=dry_run, evaluation=_read(evaluation), overwrite=overwrite,
     )  # fmt: skip
     _report(result, dry_run)
+
+
+@app.command()
+def space(
+    *,
+    repo_id: Annotated[str, typer.Option("--repo-id", help="The Space, ORG/NAME.")],
+    model: Annotated[
+        str | None,
+        typer.Option(help="Hub model repository (default: hub/manifest.toml's published one)."),
+    ] = None,
+    revision: Annotated[
+        str | None, typer.Option(help="Branch, tag or commit of --model; pinned as a commit.")
+    ] = None,
+    private: Private = False,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Also keep the built Space here (new).")
+    ] = None,
+    dry_run: DryRun = False,
+) -> None:
+    """Publish the web demo (`adain demo`) as a Gradio Space, pinned to a model commit."""
+    _check(repo_id, dry_run, output)
+    from hub.space import SpaceResult, publish_space
+
+    result = _run(
+        publish_space, repo_id, model=model, revision=revision, private=private, output=output,
+        dry_run=dry_run,
+    )  # fmt: skip
+    assert isinstance(result, SpaceResult)
+    pinned = f"model {result.model}@{result.revision}"
+    if dry_run:
+        typer.echo(f"built {result.folder} ({pinned}); not pushed")
+    else:
+        typer.echo(f"pushed {result.url} at {result.commit} ({pinned})")

@@ -66,11 +66,13 @@ def render_card(
     revision: str | None = None,
     deviations: str = "",
     evaluation: str = NO_EVALUATION,
+    onnx: str = "",
 ) -> str:
     """Fill ``hub/model_card.md``; every ``$field`` must be given (a missing one raises).
 
     ``decoder_licence`` completes the Licences list every adain card shares
-    (:func:`adain.weights.card.licences`).
+    (:func:`adain.weights.card.licences`); ``onnx`` is the card's ONNX section
+    (:func:`onnx_section`), empty without an ``onnx/`` folder.
     """
     import adain
     from adain.weights.card import licences
@@ -85,6 +87,7 @@ def render_card(
         training=training,
         deviations=deviations,
         evaluation=evaluation,
+        onnx=onnx,
         licences=licences(decoder_licence),
         adain_version=adain.__version__,
         git_commit=git_commit(),
@@ -128,6 +131,36 @@ def load_source(source: str | Path, encoder: str | None = None) -> tuple[AdaIN, 
     return model, config
 
 
+ONNX_FOLDER = "onnx"
+
+
+def onnx_section(folder: Path, repo_id: str) -> str:
+    """The model card's ONNX section: the graphs' files and sha256, opset, measured parity."""
+    from adain.weights.download import sha256_file
+
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    parity = config["parity"]
+    rows = "\n".join(
+        f"| `{ONNX_FOLDER}/{path.name}` | `{sha256_file(path)}` |"
+        for path in sorted(folder.iterdir())
+    )
+    return f"""## ONNX
+
+`{ONNX_FOLDER}/` holds this model as two ONNX graphs (opset {config["opset"]}; dynamic batch, height
+and width), written by `adain export --format onnx`: `encoder.onnx` (RGB image -> relu4_1
+features, mean, std) and `decoder.onnx` (features + style mean/std + alpha -> RGB image), and
+fp16 twins. Checked at export against this model: max abs difference
+{parity["fp32"]["max_abs"]:.2g} in fp32, {parity["fp16"]["max_abs"]:.2g} in fp16 (RGB in [0, 1]).
+`{ONNX_FOLDER}/README.md` gives the inputs, outputs and an example without adain;
+with adain: `adain stylize content.jpg -s style.jpg -o out.png --model {repo_id}
+--backend onnxruntime --onnx {ONNX_FOLDER}`, after downloading the folder.
+
+| file | sha256 |
+|---|---|
+{rows}
+"""
+
+
 def build_folder(
     model: AdaIN,
     folder: Path,
@@ -135,12 +168,15 @@ def build_folder(
     repo_id: str,
     overwrite: bool = False,
     inputs: Iterable[str | Path] = (),
+    onnx: bool = False,
 ) -> str:
     """Write the ``save_pretrained`` folder with its card, whole; return model.safetensors' sha256.
 
     An existing non-empty ``folder`` is refused unless ``overwrite``, and even then unless it
     holds only the three model files; an input is never the folder or inside it
-    (:func:`adain.weights.folder.write_folder`).
+    (:func:`adain.weights.folder.write_folder`). ``onnx`` adds the ``onnx/`` folder of
+    ``adain export --format onnx`` (:func:`adain.export.onnx.export_onnx`, parity-checked),
+    recorded in the card.
     """
     from adain.weights.download import sha256_file
     from adain.weights.folder import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, write_folder
@@ -151,7 +187,13 @@ def build_folder(
         model.save_pretrained(staging)
         shas.append(sha256_file(staging / WEIGHTS_NAME))
         config = json.loads((staging / CONFIG_NAME).read_text(encoding="utf-8"))
-        card = render_card(config, repo_id, shas[0], **card_fields)
+        fields = dict(card_fields)
+        if onnx:
+            from adain.export.onnx import export_onnx
+
+            export_onnx(model, staging / ONNX_FOLDER, source=repo_id)
+            fields["onnx"] = onnx_section(staging / ONNX_FOLDER, repo_id)
+        card = render_card(config, repo_id, shas[0], **fields)
         (staging / CARD_NAME).write_text(card, encoding="utf-8")
 
     write_folder(folder, fill, overwrite=overwrite, inputs=inputs)
@@ -213,10 +255,12 @@ def push(
     dry_run: bool = False,
     evaluation: str | None = None,
     overwrite: bool = False,
+    onnx: bool = False,
 ) -> PushResult:
     """Publish a model folder or a training checkpoint as ``repo_id`` in one commit.
 
-    ``evaluation`` is Markdown for the card's Evaluation section (measured figures only).
+    ``evaluation`` is Markdown for the card's Evaluation section (measured figures only);
+    ``onnx`` adds an ``onnx/`` folder of exported graphs (:func:`build_folder`).
     """
     from adain.weights.card import UNRECORDED_DECODER
 
@@ -242,8 +286,9 @@ def push(
     if evaluation:
         fields["evaluation"] = evaluation
     return _publish(
-        model, repo_id, fields, branch, private, tag, token, output, dry_run, overwrite, inputs
-    )
+        model, repo_id, fields, branch, private, tag, token, output, dry_run, overwrite, inputs,
+        onnx,
+    )  # fmt: skip
 
 
 def publish_original(
@@ -293,11 +338,14 @@ def _publish(
     dry_run: bool,
     overwrite: bool,
     inputs: list[str | Path],
+    onnx: bool = False,
 ) -> PushResult:
     fields = fields | {"revision": tag}
     with tempfile.TemporaryDirectory(prefix="adain-push-") as tmp:
         folder = Path(output) if output is not None else Path(tmp) / "model"
-        sha = build_folder(model, folder, fields, repo_id, overwrite=overwrite, inputs=inputs)
+        sha = build_folder(
+            model, folder, fields, repo_id, overwrite=overwrite, inputs=inputs, onnx=onnx
+        )
         if dry_run:
             return PushResult(repo_id, "", sha, str(folder))
         commit = upload(folder, repo_id, branch=branch, private=private, tag=tag, token=token)

@@ -7,6 +7,7 @@ saved to ``tmp_path``; the SIGKILL test runs ``python -m adain`` in a subprocess
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -279,7 +280,7 @@ def test_stale_temporary_files_of_the_run_are_removed_look_alikes_kept(work):
         "notes.txt",
     ]
     for name in stale + kept:
-        (out / name).write_bytes(b"left over")
+        _left_over(out / name)
     (out / ".a_y.png.89abcdef.tmp").mkdir()  # a folder: never removed
     (out / ".b_x.png.89abcdef.tmp").symlink_to(work / "c" / "a.png")  # a link: never followed
     result = invoke("stylize", "c", "-s", "s", "-o", "out", *model_args(work))
@@ -291,11 +292,38 @@ def test_stale_temporary_files_of_the_run_are_removed_look_alikes_kept(work):
     assert len(names - set(kept)) == 6 + 2
 
 
+def _left_over(path: Path) -> None:
+    """A file as a killed run leaves it: written a minute ago, no writer holding its lock."""
+    path.write_bytes(b"left over")
+    os.utime(path, (time.time() - 60, time.time() - 60))
+
+
+def test_a_concurrent_runs_temporary_file_is_not_removed(work):
+    """Two runs into one folder: the second never deletes what the first is still writing."""
+    out = work / "out"
+    out.mkdir()
+    live, dead = out / ".a_x.png.0123abcd.tmp", out / ".b_x.png.0123abcd.tmp"
+    _left_over(live)
+    _left_over(dead)
+    with open(live, "rb") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # as write_atomically holds it while writing
+        result = invoke("stylize", "c", "-s", "s/x.png", "-o", "out", *model_args(work))
+        assert result.exit_code == 0, result.output
+        assert live.exists() and not dead.exists()
+    _left_over(out / ".b_x.png.fedcba98.tmp")
+    fresh = out / ".d_x.png.01234567.tmp"
+    fresh.write_bytes(b"just created, not locked yet")
+    result = invoke("stylize", "c", "-s", "s/x.png", "-o", "out", "--overwrite",
+                    *model_args(work))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert fresh.exists() and not live.exists()  # the writer is gone: its file is stale now
+
+
 def test_planning_removes_nothing_and_skipped_outputs_keep_theirs(work):
     first = invoke("stylize", "c/a.png", "-s", "s/x.png", "-o", "out", *model_args(work))
     assert first.exit_code == 0, first.output
     (work / "out" / ".a_x.png.0123abcd.tmp").write_bytes(b"not this run's: a_x.png is kept")
-    (work / "out" / ".b_x.png.0123abcd.tmp").write_bytes(b"stale")
+    _left_over(work / "out" / ".b_x.png.0123abcd.tmp")
     config = BatchConfig(contents=["c"], styles=["s/x.png"], output=Path("out"), skip_existing=True)
     batch = plan(config)
     assert (work / "out" / ".b_x.png.0123abcd.tmp").exists()  # planning writes nothing

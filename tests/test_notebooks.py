@@ -26,6 +26,7 @@ EXPECTED = [
     "02_interpolation_masks_colour",
     "03_adain_vs_gatys",
     "04_training",
+    "05_video",
 ]
 KERNEL_NAME = "adain-pytest"
 MAX_BYTES = 1_000_000  # issue 8: a notebook stays well under 1 MB
@@ -36,7 +37,7 @@ def _read(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def test_the_four_notebooks_exist():
+def test_the_notebooks_exist():
     assert [path.stem for path in NOTEBOOKS] == EXPECTED
 
 
@@ -101,6 +102,8 @@ def test_notebook_runs(path: Path, kernel_env: Path):
 
     if path.stem == "04_training":
         pytest.importorskip("accelerate", reason="needs the train extra: pip install '.[train]'")
+    if path.stem == "05_video":
+        pytest.importorskip("av", reason="needs the video extra: pip install '.[video]'")
     notebook = nbformat.read(path, as_version=4)
     client = NotebookClient(
         notebook,

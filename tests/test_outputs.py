@@ -97,6 +97,21 @@ def test_files_get_the_umask_not_0600(tmp_path, umask_022):
     assert _mode(write_atomically(tmp_path / "private", lambda h: h.write(b"x"))) == 0o600
 
 
+def test_model_folders_get_the_umask_not_0600(tmp_path, umask_022):
+    """safetensors' save_file creates its file 0600: the model folder writer does not use it."""
+    model = tmp_path / "random-model"
+    result = CliRunner().invoke(
+        app, ["convert", "--random", "--base-channels", "4", "-o", str(model)]
+    )
+    assert result.exit_code == 0, result.output
+    assert _mode(model) == 0o755
+    assert {p.name: _mode(p) for p in model.iterdir()} == {
+        "config.json": 0o644,
+        "model.safetensors": 0o644,
+        "README.md": 0o644,
+    }
+
+
 def test_write_errors_name_the_file_never_the_temporary_one(tmp_path):
     def full(handle):
         raise OSError(28, "No space left on device", str(handle.name))

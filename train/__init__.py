@@ -14,7 +14,10 @@ save/log/sample intervals, ``num_workers``, ``mixed_precision``).
 ``--content``/``--style`` take folders (searched recursively for images and ``.parquet`` shards,
 e.g. a local copy of ``huggan/wikiart``) or parquet files. The run folder gets ``config.toml``,
 ``metrics.jsonl``, ``tensorboard/``, ``ckpt_{step}.pt`` + ``latest.pt`` and, when the run
-completes, ``model/`` (a ``save_pretrained`` folder for ``AdaIN.from_pretrained``).
+completes, ``model/`` (a ``save_pretrained`` folder for ``AdaIN.from_pretrained``). With
+``--set eval_every=N`` and ``eval_content``/``eval_style`` image lists, every N steps the decoder
+stylises those fixed pairs and the run logs their content and style losses (``eval/...``) and
+a grid (:mod:`train.validation`).
 
 Public surface: :class:`train.config.TrainConfig`, :func:`train.loop.fit`,
 :func:`train.export.export`. Submodules import torch; this package file does not.

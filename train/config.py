@@ -78,6 +78,13 @@ class TrainConfig:
     save_every: int = 10_000  # steps; pytorch-AdaIN --save_model_interval
     log_every: int = 100  # steps between logged scalars; ours
     sample_every: int = 1_000  # steps between TensorBoard sample grids; ours
+    # Validation (adain.evaluation): every eval_every steps (0: never), the decoder stylises
+    # every eval_content x eval_style pair (files, folders, globs; shorter side eval_size px) and
+    # the run logs the mean content/style losses and a grid. Ours.
+    eval_every: int = 0
+    eval_content: list[str] = field(default_factory=list)
+    eval_style: list[str] = field(default_factory=list)
+    eval_size: int = 256
     resume: str = ""  # "" = fresh run, "latest" = <output>/latest.pt if any, or a checkpoint path
 
     def validate(self) -> TrainConfig:
@@ -86,12 +93,17 @@ class TrainConfig:
         for key in positive:
             if getattr(self, key) <= 0:
                 raise ValueError(f"{key} must be > 0, got {getattr(self, key)}")
-        for key in ("save_every", "log_every", "sample_every", "num_workers", "min_side"):
+        for key in ("save_every", "log_every", "sample_every", "num_workers", "min_side",
+                    "eval_every"):  # fmt: skip
             if getattr(self, key) < 0:
                 raise ValueError(f"{key} must be >= 0, got {getattr(self, key)}")
         for key in ("lr", "lr_decay", "content_weight", "style_weight"):
             if getattr(self, key) < 0:
                 raise ValueError(f"{key} must be >= 0, got {getattr(self, key)}")
+        if self.eval_every and not (self.eval_content and self.eval_style):
+            raise ValueError("eval_every needs eval_content and eval_style (validation images)")
+        if self.eval_size < 16:
+            raise ValueError(f"eval_size must be >= 16 px, got {self.eval_size}")
         if self.crop_size > self.load_size:
             raise ValueError(
                 f"crop_size {self.crop_size} is larger than load_size {self.load_size}: "

@@ -7,122 +7,17 @@ run draws exactly the batches the uninterrupted run would have, whatever the wor
 
 from __future__ import annotations
 
-import io
-from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from adain.image import IMAGE_SUFFIXES, ImageError, load_image, resize_shorter, to_tensor
-
-PARQUET_SUFFIX = ".parquet"
-# Hub datasets as sources, in the URL form huggingface_hub's file system uses.
-HUB_PREFIX = "hf://datasets/"
-# Row groups kept decoded per worker: parquet is read a row group at a time.
-_ROW_GROUP_CACHE = 4
-
-
-@dataclass(frozen=True)
-class Item:
-    """One image: a file, or row ``row`` of row group ``group`` in a parquet shard."""
-
-    path: Path
-    group: int = -1
-    row: int = -1
-
-    def describe(self) -> str:
-        return str(self.path) if self.group < 0 else f"{self.path}[{self.group}:{self.row}]"
-
-
-def _parquet_items(path: Path, column: str) -> list[Item]:
-    try:
-        import pyarrow.parquet as pq
-    except ImportError as error:
-        raise ValueError(f"reading {path} needs pyarrow: pip install 'adain[train]'") from error
-    try:
-        meta = pq.ParquetFile(path).metadata
-    except Exception as error:  # not a parquet file, truncated footer
-        raise ValueError(f"{path}: not a readable parquet file ({error})") from error
-    if column not in meta.schema.to_arrow_schema().names:
-        raise ValueError(
-            f"{path} has no column {column!r} (columns: "
-            f"{', '.join(meta.schema.to_arrow_schema().names)}); set image_column"
-        )
-    return [
-        Item(path, group, row)
-        for group in range(meta.num_row_groups)
-        for row in range(meta.row_group(group).num_rows)
-    ]
-
-
-def hub_dataset_folder(source: str) -> Path:
-    """``hf://datasets/ORG/NAME[@REVISION]`` -> a local folder of that dataset's parquet shards.
-
-    The shards are downloaded once into the Hugging Face cache (this needs the network, and the
-    disk for the shards: ~37 GB for huggan/wikiart) and then read like local parquet files.
-
-    Note:
-        The issue asked for ``datasets`` streaming. Downloading the shards instead keeps every
-        sample a pure function of ``(seed, sample number)``, so ``--resume`` stays bit-exact,
-        and needs no dependency beyond huggingface_hub.
-    """
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
-
-    repo_id, _, revision = source.removeprefix(HUB_PREFIX).partition("@")
-    try:
-        folder = snapshot_download(
-            repo_id,
-            repo_type="dataset",
-            revision=revision or None,
-            allow_patterns=["*.parquet"],
-        )
-    except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as error:
-        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ValueError(
-            f"{source}: could not fetch the dataset's parquet shards ({first_line}); check the "
-            "id and the network, or download the shards and pass their folder"
-        ) from error
-    return Path(folder)
-
-
-def list_items(sources: Sequence[str | Path], column: str = "image") -> list[Item]:
-    """All images under ``sources`` (folders searched recursively, parquet files), sorted.
-
-    A source ``hf://datasets/ORG/NAME[@REVISION]`` is a Hub dataset of parquet shards, fetched
-    by :func:`hub_dataset_folder`.
-
-    Raises:
-        ValueError: a source does not exist, or holds no image and no parquet row.
-    """
-    if not sources:
-        raise ValueError("no data source given: pass folders or parquet files")
-    items: list[Item] = []
-    for source in sources:
-        is_hub = str(source).startswith(HUB_PREFIX)
-        path = hub_dataset_folder(str(source)) if is_hub else Path(source).expanduser()
-        if not path.exists():
-            raise ValueError(f"{path}: no such folder or file")
-        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-        found: list[Item] = []
-        for file in files:
-            suffix = file.suffix.lower()
-            if suffix == PARQUET_SUFFIX:
-                found += _parquet_items(file, column)
-            elif suffix in IMAGE_SUFFIXES:
-                found.append(Item(file))
-        if not found:
-            raise ValueError(
-                f"{path}: no images ({', '.join(IMAGE_SUFFIXES)}) or {PARQUET_SUFFIX} shards "
-                "found; point to a folder of images or to parquet files"
-            )
-        items += found
-    return items
+# The readers live in adain (the wheel ships adain alone) and serve `adain stylize-dataset` too;
+# list_items is re-exported for train.loop and the tests.
+from adain.dataset.sources import Item, ItemReader, list_items  # noqa: F401
+from adain.image import ImageError, resize_shorter, to_tensor
 
 
 class ImageSource(Dataset):
@@ -157,7 +52,7 @@ class ImageSource(Dataset):
         self.load_size, self.crop_size, self.min_side = load_size, crop_size, min_side
         self.seed, self.stream, self.column = seed, stream, column
         self._perm: tuple[int, Tensor] | None = None
-        self._groups: OrderedDict[tuple[Path, int], list[bytes]] = OrderedDict()
+        self._reader = ItemReader(column)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -174,32 +69,8 @@ class ImageSource(Dataset):
             self._perm = (epoch, torch.randperm(len(self.items), generator=self._generator(epoch)))
         return self._perm[1]
 
-    def _parquet_bytes(self, item: Item) -> bytes:
-        key = (item.path, item.group)
-        if key not in self._groups:
-            import pyarrow.parquet as pq
-
-            table = pq.ParquetFile(item.path).read_row_group(item.group, columns=[self.column])
-            cells = table.column(self.column).to_pylist()
-            # huggan/wikiart and coco parquet store {"bytes": ..., "path": ...}; plain binary too.
-            self._groups[key] = [c.get("bytes") if isinstance(c, dict) else c for c in cells]
-            if len(self._groups) > _ROW_GROUP_CACHE:
-                self._groups.popitem(last=False)
-        self._groups.move_to_end(key)
-        data = self._groups[key][item.row]
-        if not isinstance(data, bytes):
-            raise ImageError(f"{item.describe()}: no image bytes in column {self.column!r}")
-        return data
-
     def _load(self, item: Item) -> Image.Image:
-        if item.group < 0:
-            image = load_image(item.path)
-        else:
-            try:
-                with Image.open(io.BytesIO(self._parquet_bytes(item))) as opened:
-                    image = ImageOps.exif_transpose(opened).convert("RGB")
-            except (OSError, SyntaxError, ValueError) as error:
-                raise ImageError(f"{item.describe()}: unreadable image ({error})") from error
+        image = self._reader.load(item)
         if min(image.size) < self.min_side:
             raise ImageError(f"{item.describe()}: {image.size[0]}x{image.size[1]} px is too small")
         return image

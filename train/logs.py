@@ -111,6 +111,28 @@ class RunLogger:
             save_image(grid, self.folder / "samples" / f"step_{step:06d}.png")
         self.bar.update(step - self.bar.n)
 
+    def validation(
+        self, step: int, means: dict[str, float], content: Tensor, style: Tensor, output: Tensor
+    ) -> None:
+        """The validation pairs' mean metrics (``eval/NAME``) and a content | style | output grid
+        of every pair (``samples/step_{step}_eval.png`` without TensorBoard)."""
+        if not self.enabled:
+            return
+        self.metrics.write(json.dumps({"step": step, "eval": means}) + "\n")
+        self.metrics.flush()
+        from torchvision.utils import make_grid
+
+        rows = torch.stack([content, style, output.float()], dim=1)
+        grid = make_grid(rows.flatten(0, 1).clamp(0, 1).cpu(), nrow=3, padding=2)
+        if self.writer is not None:
+            for name, value in means.items():
+                self.writer.add_scalar(f"eval/{name}", value, step)
+            self.writer.add_image("eval/samples", grid, step)
+        else:
+            from adain.image import save_image
+
+            save_image(grid, self.folder / "samples" / f"step_{step:06d}_eval.png")
+
     def close(self) -> None:
         if not self.enabled:
             return

@@ -36,6 +36,7 @@ from train.encoders import build_encoder, encoder_from_state
 
 if TYPE_CHECKING:
     from train.logs import RunLogger
+    from train.validation import Validation
 
 logger = logging.getLogger("train")
 LATEST = "latest.pt"
@@ -512,6 +513,7 @@ def _train_steps(
     log: RunLogger,
     stop: dict[str, int],
     last: Path | None,
+    validation: Validation | None = None,
 ) -> Path | None:
     """Step until ``max_steps`` or a signal; return the last checkpoint (``last`` if none new).
 
@@ -551,6 +553,8 @@ def _train_steps(
             tick, images = time.perf_counter(), 0
         if config.sample_every and step % config.sample_every == 0:
             log.samples(step, content, style, out)
+        if validation is not None and validation.due(step):
+            validation.run(step, encoder, accelerator.unwrap_model(decoder), log)
         if accelerator.num_processes > 1:
             _agree_on_stop(accelerator, stop)
         if config.save_every and step % config.save_every == 0:
@@ -584,6 +588,11 @@ def fit(config: TrainConfig, overwrite: bool = False) -> Path:
         if "config" in state:  # before writing anything, as for the sources next
             check_resumable(config, state["config"], resume_from)
     pairs, data = _build_data(config)  # before writing anything: bad sources fail fast
+    validation = None
+    if config.eval_every and main:  # the main process alone measures and logs
+        from train.validation import Validation
+
+        validation = Validation(config)
     if main:
         clean_folder(output, overwrite)
         output.mkdir(parents=True, exist_ok=True)
@@ -618,7 +627,7 @@ def fit(config: TrainConfig, overwrite: bool = False) -> Path:
     log = RunLogger(output, config, progress.step, enabled=main)
     try:
         with _stop_on_signals() as stop:
-            last = _train_steps(run, loader, log, stop, resume_from)
+            last = _train_steps(run, loader, log, stop, resume_from, validation)
     finally:
         log.close()
     accelerator.wait_for_everyone()

@@ -1,7 +1,9 @@
 """The ``adain`` command line: one module per command group, each a thin typer layer.
 
 - ``stylize.py``: stylize, interpolate, style-encode; ``models.py``: info, convert;
-  ``gatys.py``: gatys, compare; ``common.py``: shared options, one-line errors, the report.
+  ``gatys.py``: gatys, compare; ``evaluate.py``: evaluate; ``serve.py``: demo, serve;
+  ``video.py``: video; ``dataset.py``: stylize-dataset; ``export.py``: export;
+  ``common.py``: shared options, one-line errors, the report.
 - ``train``, ``push`` and ``publish-original`` come from ``train/cli.py`` and ``hub/cli.py`` of a
   checkout (the wheel ships ``adain`` alone, STYLE.md section 2), loaded when the command runs.
 
@@ -21,7 +23,7 @@ from typing import Annotated
 import typer
 
 import adain
-from adain.cli import gatys, models, stylize
+from adain.cli import dataset, evaluate, export, gatys, models, serve, stylize, video
 from adain.cli.common import fail
 
 app = typer.Typer(
@@ -144,7 +146,17 @@ for _name, (_package, _summary, _panel) in _CHECKOUT_COMMANDS.items():
     )(_placeholder(_name, _package))
 
 # Merged without a name, in the order `adain --help` lists them.
-for _group in (stylize.app, models.app, gatys.app, _checkout_app):
+for _group in (
+    stylize.app,
+    models.app,
+    gatys.app,
+    evaluate.app,
+    serve.app,
+    video.app,
+    dataset.app,
+    export.app,
+    _checkout_app,
+):
     app.add_typer(_group)
 
 

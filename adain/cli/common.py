@@ -70,12 +70,20 @@ Tile = Annotated[
 MaxMemory = Annotated[
     str | None,
     typer.Option(
-        help="Memory budget that picks the strip size, e.g. 3G (default: 2G); features that do"
-        " not fit go to a temporary file in $TMPDIR."
+        help="Bound on the memory the stylisation adds beyond the loaded model and image, e.g."
+        " 3G (default: 2G); it picks the strip size, and features that do not fit go to a"
+        " temporary file in $TMPDIR."
     ),
 ]
 Precision = Annotated[
     str, typer.Option(help="fp32, or bf16/fp16 on GPUs (faster, within 6e-2 of fp32).")
+]
+Transfer = Annotated[
+    str,
+    typer.Option(
+        help="adain (match each feature channel's mean and std) or efdm (its whole"
+        " distribution: sharper textures, same model)."
+    ),
 ]
 Quality = Annotated[
     int | None,

@@ -28,6 +28,7 @@ from adain.cli.common import (
     Revision,
     StyleSize,
     Tile,
+    Transfer,
     Weights,
     flag,
     options,
@@ -72,6 +73,21 @@ SkipExisting = Annotated[
 Ext = Annotated[
     str | None, typer.Option(help="Format of the files written into a folder (default png).")
 ]
+Backend = Annotated[
+    str,
+    typer.Option(
+        help="torch (the engine), or onnxruntime: the model's ONNX graphs on the CPU (the onnx"
+        " extra; no --mask).",
+    ),
+]
+OnnxFolder = Annotated[
+    Path | None,
+    typer.Option(
+        "--onnx",
+        help="With --backend onnxruntime: a folder from `adain export` of this model"
+        " (default: export once into $ADAIN_CACHE/onnx).",
+    ),
+]
 
 
 @app.command()
@@ -98,6 +114,9 @@ def stylize(
     tile: Tile = None,
     max_memory: MaxMemory = None,
     precision: Precision = "fp32",
+    transfer: Transfer = "adain",
+    backend: Backend = "torch",
+    onnx: OnnxFolder = None,
     quiet: Quiet = False,
     as_json: AsJson = False,
     debug: Debug = False,
@@ -117,7 +136,10 @@ def stylize(
             overwrite=overwrite,
             skip_existing=skip_existing,
             precision=precision,
+            transfer=transfer,
+            backend=backend,
             **options(
+                onnx=onnx,
                 tile=tile,
                 max_memory=max_memory,
                 output=output,
@@ -182,6 +204,7 @@ def interpolate(
         int | None, typer.Option(help="Size of each picture in the sheet, px (default 192).")
     ] = None,
     preserve_color: PreserveColor = None,
+    transfer: Transfer = "adain",
     content_size: ContentSize = None,
     style_size: StyleSize = None,
     max_size: Annotated[
@@ -209,6 +232,7 @@ def interpolate(
             content=content,
             styles=styles,
             device=device,
+            transfer=transfer,
             **options(
                 alphas=alpha,
                 steps=steps,
@@ -244,7 +268,15 @@ def style_encode(
     revision: Revision = None,
     device: Device = "auto",
     overwrite: Overwrite = False,
+    transfer: Annotated[
+        str,
+        typer.Option(
+            help="adain (mean and std), or efdm: also keep 1024 quantiles per feature channel"
+            " for --transfer efdm (works for adain too)."
+        ),
+    ] = "adain",
     quiet: Quiet = False,
+    as_json: AsJson = False,
     debug: Debug = False,
 ) -> None:
     """Encode STYLE once into a preset usable wherever a style image is (--style x.safetensors).
@@ -259,6 +291,7 @@ def style_encode(
             output,
             device=device,
             overwrite=overwrite,
+            transfer=transfer,
             **options(
                 weights=weight,
                 style_size=style_size,
@@ -267,5 +300,9 @@ def style_encode(
                 revision=revision,
             ),
         )
-    if not quiet:
+    if as_json:
+        import json
+
+        typer.echo(json.dumps(record))
+    elif not quiet:
         typer.echo(record["output"])

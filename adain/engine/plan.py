@@ -18,14 +18,15 @@ import torch
 
 from adain.architecture import DOWNSAMPLING
 
-# Working memory of one strip's forward pass per pixel at base width 64 (bytes). A whole-image
-# run grows peak RSS by 850-870 B per pixel (1024 and 1536 px on the CPU): two 64-channel fp32
-# maps at full resolution (512 B) plus the fused decoder step's phase map and allocator slack.
-# 1504 B was measured for overlapping tiles, whose heap fragments more; with streamed strips it
-# leaves room for the interpreter and the model: 4096 px at the default 2 GiB budget peaked at
-# 2.65 GiB RSS, all included (python -m benchmarks adain --big 4096). The estimate steers the
-# strip size, it is not a hard cap.
-BYTES_PER_PIXEL = 1504
+# Working memory of one strip's forward pass per pixel at base width 64 (bytes), and what a call
+# holds whatever its strips (prepared weight copies, oneDNN scratch, allocator slack), scaled
+# with the width squared as the weights are. Measured as peak RSS above the RSS before the call
+# (benchmarks/memory_bench.py: VmHWM reset at the call) on the 2-core CPU, 1024 px in strips of
+# 49k to 524k px: ~120 MiB + 1600-2050 B per strip pixel, the narrower strips paying the rows
+# each layer carries to the next strip. The estimate takes the upper ends, so that
+# ``max_memory`` bounds the call (the README's table).
+BYTES_PER_PIXEL = 2200
+FIXED_BYTES = 160 << 20
 # Default budget for the stylisation's own memory (image, output, features, strips).
 DEFAULT_MAX_MEMORY = 2 << 30
 # Halo in relu4_1 cells (8 px) on each side of a column tile, in both passes: it covers the
@@ -105,13 +106,21 @@ def format_memory(size: float) -> str:
     return f"{size / 2**20:.2f} MiB"
 
 
-def _footprint(batch: int, height: int, width: int, base_channels: int) -> tuple[float, int, int]:
-    """Bytes per pixel of a forward pass's activations, of the fp32 input and output, and of
-    the kept relu4_1 features (``8 * base`` fp32 values per cell)."""
+def _footprint(
+    batch: int, height: int, width: int, base_channels: int, input_copied: bool
+) -> tuple[float, int, int]:
+    """Bytes per pixel of a forward pass's activations; of the fixed part, the fp32 output and
+    any copy of the input; and of the kept relu4_1 features (``8 * base`` fp32 values per cell).
+
+    The caller's input is not counted unless it is copied (``input_copied``, or a size that
+    is not a multiple of 8, which is padded): the budget is what the call adds to the process.
+    """
     per_px = BYTES_PER_PIXEL * base_channels / 64 * batch
-    images = 2 * 4 * 3 * batch * height * width
+    copied = input_copied or height % DOWNSAMPLING or width % DOWNSAMPLING
+    image = 4 * 3 * batch * height * width
+    fixed = FIXED_BYTES * (base_channels / 64) ** 2 + image * (2 if copied else 1)
     cells = math.ceil(height / DOWNSAMPLING) * math.ceil(width / DOWNSAMPLING)
-    return per_px, images, 4 * 8 * base_channels * batch * cells
+    return per_px, int(fixed), 4 * 8 * base_channels * batch * cells
 
 
 def plan_strips(
@@ -125,15 +134,16 @@ def plan_strips(
     """Choose strips (and column tiles if the image is too wide), and memory or a file for the
     features, within ``max_memory``.
 
-    The estimate counts the input, the output, the kept relu4_1 features (``8 * base`` fp32
-    values per cell, unless spilled to a file) and one strip's activations
-    (:data:`BYTES_PER_PIXEL`); not the model or the interpreter. ``tile`` (px, rounded down to a
-    multiple of 8) caps both the strip height and the column width instead.
+    The estimate counts what the call adds to the process: the output, a padded copy of the
+    input (sizes not a multiple of 8), the kept relu4_1 features (``8 * base`` fp32 values per
+    cell, unless spilled to a file), one strip's activations (:data:`BYTES_PER_PIXEL`) and
+    :data:`FIXED_BYTES`; not the model, the interpreter or the caller's input. ``tile`` (px,
+    rounded down to a multiple of 8) caps both the strip height and the column width instead.
     """
     budget = DEFAULT_MAX_MEMORY if max_memory is None else max_memory
     cells_h = math.ceil(height / DOWNSAMPLING)
     cells_w = math.ceil(width / DOWNSAMPLING)
-    per_px, images, cache = _footprint(batch, height, width, base_channels)
+    per_px, held, cache = _footprint(batch, height, width, base_channels, input_copied=False)
 
     def strip_bytes(cols: int, rows: int) -> float:
         window = cells_w if cols >= cells_w else min(cols + 2 * HALO, cells_w)
@@ -141,8 +151,8 @@ def plan_strips(
 
     def plan(cols: int, rows: int, spill: bool) -> StripPlan:
         cols, rows = min(cols, cells_w), min(rows, cells_h)
-        fixed = images + (0 if spill else cache)
-        return StripPlan(cols, rows, spill, int(fixed + strip_bytes(cols, rows)))
+        kept = held + (0 if spill else cache)
+        return StripPlan(cols, rows, spill, int(kept + strip_bytes(cols, rows)))
 
     if tile is not None:
         if tile < MIN_TILE_CELLS * DOWNSAMPLING:
@@ -150,15 +160,15 @@ def plan_strips(
                 f"tile must be at least {MIN_TILE_CELLS * DOWNSAMPLING} px, got {tile}"
             )
         cells = tile // DOWNSAMPLING
-        spill = max_memory is not None and images + cache + strip_bytes(cells, cells) > budget
+        spill = max_memory is not None and held + cache + strip_bytes(cells, cells) > budget
         return plan(cells, cells, spill)
     # Strips no higher than MAX_STRIP_PIXELS even when memory allows more: no slower, less memory.
     fastest = max(MIN_STRIP_CELLS, MAX_STRIP_PIXELS // (batch * cells_w * DOWNSAMPLING**2))
-    if images + cache + strip_bytes(cells_w, min(fastest, cells_h)) <= budget:
+    if held + cache + strip_bytes(cells_w, min(fastest, cells_h)) <= budget:
         return plan(cells_w, fastest, False)
     options = []
     for spill in (False, True):
-        room = budget - images - (0 if spill else cache)
+        room = budget - held - (0 if spill else cache)
         rows = int(room / (per_px * cells_w * DOWNSAMPLING**2))
         if rows >= MIN_STRIP_CELLS:  # full-width strips
             options.append(plan(cells_w, min(rows, fastest), spill))
@@ -168,7 +178,7 @@ def plan_strips(
         if side >= MIN_TILE_CELLS:
             options.append(plan(side, side + 2 * HALO, spill))
     if not options:
-        least = images + strip_bytes(MIN_TILE_CELLS, MIN_TILE_CELLS + 2 * HALO)
+        least = held + strip_bytes(MIN_TILE_CELLS, MIN_TILE_CELLS + 2 * HALO)
         raise ValueError(
             f"max_memory {format_memory(budget)} (--max-memory) is too small for a "
             f"{width}x{height} image: allow at least {math.ceil(least / 2**20)} MiB"
@@ -206,8 +216,9 @@ def plan_for_device(
     if device.type == "cpu" or tile is not None:
         return plan_strips(batch, height, width, base_channels, max_memory, tile)
     budget = max_memory if max_memory is not None else _free_memory(device)
-    per_px, images, cache = _footprint(batch, height, width, base_channels)
-    if per_px * height * width + images + cache <= budget:
+    # The whole image moves to the device: its input counts there.
+    per_px, held, cache = _footprint(batch, height, width, base_channels, input_copied=True)
+    if per_px * height * width + held + cache <= budget:
         return whole_plan(height, width)
     return plan_strips(batch, height, width, base_channels, budget)
 

@@ -44,9 +44,11 @@ class EngineOptions:
     stated tolerance of reduced precision).
 
     Attributes:
-        max_memory: budget for one call's own memory (image, output, features, strips), bytes
-            or ``"3G"``/``"512M"``; ``None``: :data:`adain.engine.plan.DEFAULT_MAX_MEMORY` on
-            the CPU, the free memory of a GPU.
+        max_memory: bound on what one call adds to the process's peak memory (output,
+            features, strips; the model and the caller's input are already there), bytes or
+            ``"3G"``/``"512M"``; ``None``: :data:`adain.engine.plan.DEFAULT_MAX_MEMORY` on the
+            CPU, the free memory of a GPU. Held within 10 % on the CPU
+            (``python -m benchmarks memory``); a budget too small for the image is refused.
         tile: cap in px on the strip height (and column width); ``None`` picks it from
             ``max_memory``.
         precision: ``"fp32"``, or ``"bf16"``/``"fp16"`` autocast (GPUs; :data:`TOLERANCE`).

@@ -8,7 +8,9 @@ no row is computed twice), accumulates the exact relu4_1 mean and variance over 
 temporary file when they do not fit the memory budget (:mod:`adain.engine.features`), so the
 image is encoded once at any size. Pass two applies AdaIN with those global statistics
 (:func:`adain.functional.adain_transfer`) and streams the features through the decoder strip by
-strip. The strips stack up to the whole-image output, to float rounding.
+strip. The strips stack up to the whole-image output, to float rounding. EFDM
+(``method="efdm"``) ranks each channel over the whole map instead: pass one's kept features are
+sorted in its aftermath (:mod:`adain.engine.matching`), and pass two decodes the result.
 
 An image too wide for full-width strips within the budget is also split into overlapping column
 tiles (:mod:`adain.engine.plan`), blended with linear feathers inside the region where each is
@@ -24,8 +26,10 @@ import torch
 from torch import Tensor
 
 from adain.architecture import DOWNSAMPLING
+from adain.efdm import Transfer, efdm_transfer
 from adain.engine.features import FeatureStore
 from adain.engine.heap import long_lived_allocations
+from adain.engine.matching import MatchedFeatures, match_in_place, sort_channels
 from adain.engine.moments import Moments
 from adain.engine.plan import FEATHER, HALO, StripPlan, columns, grow, pixels, spans
 from adain.engine.runner import Runner
@@ -34,6 +38,9 @@ from adain.functional import Stats, adain_transfer, pad_to_multiple
 
 # What pass two does to each strip of features before decoding it: (features, rows, columns).
 Transform = Callable[[Tensor, tuple[int, int], tuple[int, int]], Tensor]
+# Replaces the content's global statistics before the transfer: (region, mean, std) -> (mean,
+# std), each (B, C, 1, 1); e.g. smoothed across video frames (adain.video.temporal).
+StatsHook = Callable[[int, Tensor, Tensor], Stats]
 
 
 def _cells(height: int, width: int) -> tuple[int, int]:
@@ -52,16 +59,17 @@ def _region_moments(
 
 
 def _content_stats(
-    moments: Sequence[Moments], eps: float, device: torch.device
+    moments: Sequence[Moments], eps: float, device: torch.device, hook: StatsHook | None = None
 ) -> list[Stats | None]:
     # Regions no mask covers anywhere have no statistics (and no effect).
     stats: list[Stats | None] = []
-    for moment in moments:
+    for region, moment in enumerate(moments):
         if moment.empty:
             stats.append(None)
             continue
         mean, std = moment.mean_std(eps)
-        stats.append((mean.to(device), std.to(device)))
+        mean, std = mean.to(device), std.to(device)
+        stats.append((mean, std) if hook is None else hook(region, mean, std))
     return stats
 
 
@@ -71,12 +79,19 @@ def transfer(
     alpha: float,
     share: Tensor | None,
     eps: float,
+    content_stats: StatsHook | None = None,
+    method: Transfer = "adain",
 ) -> Tensor:
     """AdaIN of a whole feature map ``(B, C, h, w)``: its statistics (per region with
-    ``share``), then :func:`adain.functional.adain_transfer`."""
+    ``share``, replaced by ``content_stats`` when given), then
+    :func:`adain.functional.adain_transfer`; or, with ``method="efdm"`` and sorted style
+    values as ``styles``, :func:`adain.efdm.efdm_transfer`."""
+    if method == "efdm":
+        _check_no_hook(content_stats)
+        return efdm_transfer(feats, styles, alpha, share)
     moments = [Moments() for _ in range(1 if share is None else share.shape[1])]
     _region_moments(feats, share, moments, (0, feats.shape[3]))
-    stats = _content_stats(moments, eps, feats.device)
+    stats = _content_stats(moments, eps, feats.device, content_stats)
     return adain_transfer(feats, stats, styles, alpha, share)
 
 
@@ -87,6 +102,16 @@ def style_stats(runner: Runner, image: Tensor, plan: StripPlan) -> Stats:
         (moments,) = _pass_one(runner, image, plan, None, None)
     mean, std = moments.mean_std(runner.eps)
     return mean.to(runner.device), std.to(runner.device)
+
+
+def style_distribution(runner: Runner, image: Tensor, plan: StripPlan) -> tuple[Stats, Tensor]:
+    """:func:`style_stats` and the relu4_1 values of each channel sorted, ``(B, C, h*w)``: what
+    EFDM needs of a style (:mod:`adain.efdm`). The features are kept in memory."""
+    feats = encode(runner, image, plan)
+    moments = Moments()
+    moments.add(feats)
+    mean, std = moments.mean_std(runner.eps)
+    return (mean.to(runner.device), std.to(runner.device)), sort_channels(feats)
 
 
 def encode(runner: Runner, image: Tensor, plan: StripPlan) -> Tensor:
@@ -118,6 +143,9 @@ def run(
     alpha: float,
     share: Tensor | None,
     plan: StripPlan,
+    *,
+    content_stats: StatsHook | None = None,
+    method: Transfer = "adain",
 ) -> Tensor:
     """Encode, transfer and decode ``content`` in strips (and, if very wide, columns).
 
@@ -125,11 +153,16 @@ def run(
         runner: the model's encoder and decoder on the device they run on.
         content: ``(B, 3, H, W)`` RGB in [0, 1]; may stay on the CPU while ``runner`` runs on a
             GPU (strips move one at a time).
-        styles: ``(mean, std)`` per region, or one (mixed beforehand).
+        styles: ``(mean, std)`` per region, or one (mixed beforehand); with
+            ``method="efdm"``, the sorted style values ``(B or 1, C, M)`` instead.
         alpha: content-style trade-off (paper eq. 14).
         share: ``(B or 1, K, ceil(H/8), ceil(W/8))`` share of each region at each feature cell
             (:func:`adain.functional.region_shares`), or ``None``.
         plan: the strips and columns (:func:`adain.engine.plan.plan_strips`).
+        content_stats: replaces each region's global content statistics before the transfer
+            (:data:`StatsHook`), or ``None``.
+        method: ``"adain"``, or ``"efdm"``: pass one's kept features are sorted over the whole
+            map (:mod:`adain.engine.matching`) before pass two decodes them.
 
     Returns:
         ``(B, 3, H, W)`` stylised image on ``content``'s device, unclamped.
@@ -144,19 +177,57 @@ def run(
     if share is not None:
         share = share.to(runner.device)
     if _one_piece(plan, cells) and not runner.streams(1):  # the plain, differentiable path
-        target = transfer(runner.encode(padded), styles, alpha, share, runner.eps)
+        feats = runner.encode(padded)
+        target = transfer(feats, styles, alpha, share, runner.eps, content_stats, method)
         return runner.decode(target)[:, :, :height, :width].to(content.device)
     shape = (batch, 8 * runner.base_channels, *cells)
     spill = plan.spill_features
     with runner.session(), FeatureStore(shape, runner.device, spill=spill) as store:
         moments = _pass_one(runner, padded, plan, share, store)
-        stats = _content_stats(moments, runner.eps, runner.device)
+        if method == "efdm":
+            return _efdm_pass_two(runner, store, styles, alpha, share, plan, content, content_stats)
+        stats = _content_stats(moments, runner.eps, runner.device, content_stats)
 
         def piece(feats: Tensor, rows: tuple[int, int], cols: tuple[int, int]) -> Tensor:
             cut = None if share is None else share[:, :, slice(*rows), slice(*cols)]
             return adain_transfer(feats, stats, styles, alpha, cut)
 
         return _assemble(runner, store, plan, piece, content, (height, width))
+
+
+def _efdm_pass_two(
+    runner: Runner,
+    store: FeatureStore,
+    quantiles: Sequence[Tensor],
+    alpha: float,
+    share: Tensor | None,
+    plan: StripPlan,
+    content: Tensor,
+    content_stats: StatsHook | None,
+) -> Tensor:
+    """EFDM targets of the whole kept map (in place, or into per-group files when spilled),
+    then decoded strip by strip."""
+    _check_no_hook(content_stats)
+    size = (content.shape[2], content.shape[3])
+    keep = _keep_features
+    if not plan.spill_features:
+        match_in_place(store.get((0, store.shape[2]), (0, store.shape[3])), quantiles, alpha, share)
+        return _assemble(runner, store, plan, keep, content, size)
+    with MatchedFeatures(store, quantiles, alpha, share, runner.device) as targets:
+        store.close()  # the content features are spent: free their file before decoding
+        return _assemble(runner, targets, plan, keep, content, size)  # type: ignore[arg-type]
+
+
+def _keep_features(feats: Tensor, rows: tuple[int, int], cols: tuple[int, int]) -> Tensor:
+    return feats
+
+
+def _check_no_hook(content_stats: StatsHook | None) -> None:
+    if content_stats is not None:
+        raise ValueError(
+            "content_stats replaces AdaIN's mean and std; transfer='efdm' matches whole "
+            "distributions and has none to replace"
+        )
 
 
 def _through(

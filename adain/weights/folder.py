@@ -83,12 +83,14 @@ def save_state_dir(
         overwrite: replace an existing folder (one holding only these files).
         inputs: files read to make it: never the folder, never inside it.
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     def fill(staging: Path) -> None:
         # metadata as safetensors' save_model (what the mixin's save_pretrained calls) writes it.
         tensors = {key: value.contiguous() for key, value in state.items()}
-        save_file(tensors, str(staging / WEIGHTS_NAME), metadata={"format": "pt"})
+        # Bytes written with Python's own open: safetensors' save_file creates the file 0600
+        # whatever the umask, and others on a shared machine could not read the model.
+        (staging / WEIGHTS_NAME).write_bytes(save(tensors, metadata={"format": "pt"}))
         (staging / CONFIG_NAME).write_text(json.dumps(dict(config), sort_keys=True, indent=2))
         (staging / CARD_NAME).write_text(model_card, encoding="utf-8")
 
