@@ -8,6 +8,8 @@ encoders the way a user's file does.
 from __future__ import annotations
 
 import json
+import os
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -376,7 +378,9 @@ def test_frame_folder_is_written_frame_by_frame_and_a_rerun_continues(tiny_model
     kept = (folder / "frame_000003.png").read_bytes()
     (folder / "frame_000005.png").unlink()
     (folder / "frame_000006.png").unlink()
-    (folder / ".frame_000005.png.0123abcd.tmp").write_bytes(b"half")  # a killed run's leftover
+    leftover = folder / ".frame_000005.png.0123abcd.tmp"
+    leftover.write_bytes(b"half")  # a killed run's: a minute old, no writer holding its lock
+    os.utime(leftover, (time.time() - 60, time.time() - 60))
     again = stylize_video(clip, style_file, folder, model=tiny_model, device="cpu")
     assert (again["stylized_frames"], again["kept_frames"]) == (2, 6)
     assert (folder / "frame_000003.png").read_bytes() == kept
