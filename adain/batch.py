@@ -127,7 +127,7 @@ class BatchConfig:
     tile: int | None = (
         None  # tile side in px; None: automatic above max_memory (adain.engine.strips)
     )
-    max_memory: str | None = None  # e.g. "3G"; None: adain.engine.strips.DEFAULT_MAX_MEMORY
+    max_memory: str | None = None  # e.g. "3G"; None: adain.engine.plan.DEFAULT_MAX_MEMORY
     precision: str = "fp32"  # fp32, or bf16/fp16 on GPUs (adain.engine.runner)
     transfer: str = "adain"  # adain (mean and std) or efdm (whole distribution, adain.efdm)
     backend: str = "torch"  # torch (the engine) or onnxruntime (exported graphs, adain.export)
