@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from adain.checks import PreserveColor, check_image
 from adain.efdm import Transfer
 from adain.engine.precision import Precision
 from adain.engine.runner import EngineOptions
@@ -27,7 +28,7 @@ from adain.image import (
     to_pil,
     to_tensor,
 )
-from adain.model import AdaIN, PreserveColor, check_image, load_model
+from adain.model import AdaIN, load_model
 from adain.style import StyleStats, is_style_preset
 
 ImageLike = str | Path | Image.Image | Tensor

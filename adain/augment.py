@@ -15,11 +15,12 @@ import torch
 from torch import Tensor, nn
 
 from adain.architecture import CONTENT_LAYER, DOWNSAMPLING
+from adain.checks import check_image
 from adain.efdm import Transfer, check_transfer, resample
 from adain.engine.runner import EngineOptions
 from adain.functional import pad_to_multiple
 from adain.image import load_image, to_tensor
-from adain.model import AdaIN, check_image
+from adain.model import AdaIN
 from adain.style import PRESET_QUANTILES, StyleStats, is_style_preset
 
 StyleSource = StyleStats | Tensor | str | Path

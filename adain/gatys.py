@@ -19,10 +19,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from adain.architecture import CAFFE_BGR_MEAN
+from adain.checks import check_image
 from adain.encoder import VGG19Encoder
 from adain.functional import gram_matrix
 from adain.losses import content_loss, gram_loss, gram_mse_loss, total_variation_loss
-from adain.model import AdaIN, check_image
+from adain.model import AdaIN
 
 # Gatys et al. 2016 Sec. 3: content at conv4_2, style at conv1_1..conv5_1. Caffe's ReLUs run in
 # place, so those blobs hold the rectified responses: relu4_2 and relu*_1 here.

@@ -2,24 +2,27 @@
 
 :class:`AdaIN` holds the weights and is the one path to the pixels: every entry point (the task
 API, the command line, batches, sheets, comparisons) calls it, and it hands its layers to
-:mod:`adain.engine`, which picks how to run them for the device and the image size.
+:mod:`adain.engine`, which picks how to run them for the device and the image size. Loading
+and saving live in :mod:`adain.loading`, the argument checks in :mod:`adain.checks`.
 """
 
 from __future__ import annotations
 
 import math
-import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
 
 import torch
 from huggingface_hub import PyTorchModelHubMixin
-from safetensors import SafetensorError
-from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from adain.architecture import CONTENT_LAYER, DOWNSAMPLING
+from adain.checks import MIN_SIDE as MIN_SIDE
+from adain.checks import PreserveColor as PreserveColor
+from adain.checks import _check_preserve_color as _check_preserve_color
+from adain.checks import check_alpha as check_alpha
+from adain.checks import check_image as check_image
+from adain.checks import check_masks as check_masks
 from adain.decoder import Decoder
 from adain.efdm import Transfer, check_transfer
 from adain.encoder import VGG19Encoder
@@ -33,64 +36,19 @@ from adain.functional import (
     region_shares,
     transfer_luminance,
 )
-from adain.outputs import apply_umask
+from adain.loading import WEIGHTS_NAME as WEIGHTS_NAME
+from adain.loading import PretrainedMixin
 from adain.style import StyleStats
 from adain.weights.card import MODEL_CARD_TEMPLATE
-from adain.weights.folder import check_config
 
 PAPER_URL = "https://arxiv.org/abs/1703.06868"
-WEIGHTS_NAME = "model.safetensors"
-# Below this, relu4_1 has too few positions for a meaningful (or defined) variance.
-MIN_SIDE = 16
 
-PreserveColor = Literal["coral", "luminance"]
 StyleInput = Tensor | StyleStats
-
-
-def check_image(image: object, name: str) -> Tensor:
-    """Validate an image tensor: float ``(B, 3, H, W)``, both sides >= :data:`MIN_SIDE`."""
-    if not isinstance(image, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor (B, 3, H, W) in [0, 1], got {type(image)}")
-    if image.dim() != 4 or image.shape[1] != 3 or not image.is_floating_point():
-        raise ValueError(
-            f"{name} must be a float tensor (B, 3, H, W) with RGB in [0, 1], got "
-            f"{image.dtype} {tuple(image.shape)}; use adain.image.to_tensor() for PIL images"
-        )
-    if min(image.shape[2:]) < MIN_SIDE:
-        raise ValueError(
-            f"{name} is {image.shape[3]}x{image.shape[2]} px; AdaIN needs at least "
-            f"{MIN_SIDE}x{MIN_SIDE}: upscale it first"
-        )
-    return image
-
-
-def check_alpha(alpha: float) -> float:
-    """Validate the content-style trade-off: any finite value >= 0 (above 1 over-stylises)."""
-    if not isinstance(alpha, int | float) or not math.isfinite(alpha) or alpha < 0:
-        raise ValueError(f"alpha must be a finite number >= 0 (1 = full style), got {alpha!r}")
-    return float(alpha)
-
-
-def check_masks(masks: Tensor, num_styles: int) -> None:
-    """Validate soft masks: ``(B, K, H, W)``, one non-negative channel per style."""
-    if masks.dim() != 4 or masks.shape[1] != num_styles:
-        raise ValueError(
-            f"masks must be (B, K, H, W) with one channel per style ({num_styles}), "
-            f"got {tuple(masks.shape)}"
-        )
-    if (masks < 0).any():
-        raise ValueError("masks must be non-negative (0 = not this style, 1 = this style)")
-
-
-def _check_preserve_color(preserve_color: object) -> None:
-    if preserve_color not in (None, "coral", "luminance"):
-        raise ValueError(
-            f"preserve_color must be 'coral', 'luminance' or None, got {preserve_color!r}"
-        )
 
 
 class AdaIN(
     nn.Module,
+    PretrainedMixin,  # before the Hub mixin, so that its super() calls reach it
     PyTorchModelHubMixin,
     library_name="adain",
     paper_url=PAPER_URL,
@@ -129,143 +87,6 @@ class AdaIN(
         self.eps = eps
         # How calls run (memory budget, strip height, precision); per call: ``engine=``.
         self.engine = EngineOptions()
-
-    # Loading -------------------------------------------------------------------------------
-
-    @classmethod
-    def from_pretrained(  # type: ignore[override]
-        cls,
-        pretrained_model_name_or_path: str | Path,
-        *,
-        force_download: bool = False,
-        token: str | bool | None = None,
-        cache_dir: str | Path | None = None,
-        local_files_only: bool = False,
-        revision: str | None = None,
-        **model_kwargs: Any,
-    ) -> AdaIN:
-        """Load from a model folder or a Hub id, resolved as :func:`load_model` resolves it.
-
-        Folders load as they are; a Hub id is downloaded (or read from the cache, offline) with
-        its original-file and default-model fallbacks (:func:`adain.weights.hub.fetch_model`).
-        The model is built from the resolved folder's ``config.json`` and loads strictly
-        (``strict=False`` allows missing or unexpected keys), for inference.
-
-        Raises:
-            ValueError: one line saying what was not found and what to do.
-            OSError: the original-file fallback could not download.
-        """
-        from adain.weights.hub import resolve_model_folder
-
-        folder = resolve_model_folder(
-            pretrained_model_name_or_path, revision, cache_dir=cache_dir,
-            force_download=force_download, token=token, local_files_only=local_files_only,
-        )  # fmt: skip
-        check_config(Path(folder) / "config.json")
-        # The mixin reads config.json from the folder, then calls _from_pretrained on it.
-        return super().from_pretrained(str(folder), **model_kwargs)
-
-    def _save_pretrained(self, save_directory: Path) -> None:
-        super()._save_pretrained(save_directory)
-        # safetensors creates the file 0600 whatever the umask: others on a shared machine
-        # could not read a model any other file of the folder lets them read.
-        apply_umask(Path(save_directory) / WEIGHTS_NAME)
-
-    @classmethod
-    def _from_pretrained(  # type: ignore[override]
-        cls,
-        *,
-        model_id: str,
-        revision: str | None,
-        cache_dir: str | Path | None,
-        force_download: bool,
-        local_files_only: bool,
-        token: str | bool | None,
-        map_location: str = "cpu",
-        strict: bool = True,
-        **model_kwargs: object,
-    ) -> AdaIN:
-        # Replaces the mixin's loader, which defaults to strict=False (missing weights would stay
-        # random without a word) and print()s to stdout. model_id is the folder from_pretrained
-        # resolved: the download options were spent there.
-        weights_file = os.path.join(model_id, WEIGHTS_NAME)
-        if not os.path.isfile(weights_file):
-            raise FileNotFoundError(
-                f"{model_id} has no {WEIGHTS_NAME}: point to a folder written by "
-                "save_pretrained() or `adain convert`"
-            )
-        try:  # before the model is built: a corrupt file fails at once
-            state_dict = load_file(weights_file, device=str(map_location))
-        except SafetensorError as error:
-            raise ValueError(
-                f"{weights_file} is not a readable safetensors file ({error}): download or "
-                "convert the model again"
-            ) from error
-        model = cls(**model_kwargs)  # type: ignore[arg-type]
-        model.load_checked(state_dict, source=weights_file, strict=strict)
-        # Loaded for inference: nothing requires gradients, so calls run on the engine. To
-        # fine-tune, call model.decoder.requires_grad_(True).
-        return model.eval().requires_grad_(False)
-
-    @classmethod
-    def with_random_weights(
-        cls, encoder_depth: str = "relu5_1", base_channels: int = 64, seed: int = 0
-    ) -> AdaIN:
-        """A model with He-initialised random weights, for trying the tools offline: its
-        outputs follow the inputs but are noise, not stylisations.
-
-        PyTorch's default init shrinks activations layer after layer until the output is nearly
-        flat; He init keeps them alive. The Caffe preprocessing stays exact.
-        """
-        model = cls(encoder_depth=encoder_depth, base_channels=base_channels).eval()
-        generator = torch.Generator().manual_seed(seed)
-        with torch.no_grad():
-            for name, module in model.named_modules():
-                if not isinstance(module, nn.Conv2d) or name.endswith("preprocess"):
-                    continue
-                nn.init.kaiming_normal_(module.weight, nonlinearity="relu", generator=generator)
-                if module.bias is not None:
-                    nn.init.uniform_(module.bias, -0.1, 0.1, generator=generator)
-                if name == "encoder.conv1_1":
-                    module.weight.mul_(1 / 64.0)  # the Caffe-scaled input spans +-128
-        return model.requires_grad_(False)
-
-    def load_checked(
-        self, state_dict: Mapping[str, Tensor], source: str | Path, strict: bool = True
-    ) -> None:
-        """``load_state_dict`` with one-line errors that name the file and the offending key."""
-        expected = self.state_dict()
-        missing = [k for k in expected if k not in state_dict]
-        unexpected = [k for k in state_dict if k not in expected]
-        if strict and missing:
-            raise ValueError(f"{source}: missing weight {missing[0]!r} ({len(missing)} missing)")
-        if strict and unexpected:
-            raise ValueError(
-                f"{source}: unexpected weight {unexpected[0]!r} ({len(unexpected)} unexpected); "
-                "does config.json match the weights?"
-            )
-        for key, value in state_dict.items():
-            if key in expected and value.shape != expected[key].shape:
-                raise ValueError(
-                    f"{source}: weight {key!r} has shape {tuple(value.shape)}, the model expects "
-                    f"{tuple(expected[key].shape)}; does config.json match the weights?"
-                )
-        self.load_state_dict(state_dict, strict=strict)
-
-    @classmethod
-    def from_original(
-        cls,
-        vgg: str | Path,
-        decoder: str | Path,
-        encoder_depth: str = "relu5_1",
-    ) -> AdaIN:
-        """Build a model from the released ``vgg_normalised`` and decoder files (.pth or .t7)."""
-        from adain.weights.convert import load_original_state
-
-        state, config = load_original_state(vgg, decoder, encoder_depth=encoder_depth)
-        model = cls(**config)
-        model.load_checked(state, source=f"{vgg} + {decoder}")
-        return model.eval().requires_grad_(False)  # for inference, as from_pretrained
 
     # Running --------------------------------------------------------------------------------
 

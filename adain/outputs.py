@@ -76,7 +76,7 @@ def check_output(
 
 
 def _temporary_name(path: Path, kind: str) -> Path:
-    # A leading dot: batch inputs (adain.batch.expand_paths) never take a leftover as an image.
+    # A leading dot: batch inputs (adain.inputs.expand_paths) never take a leftover as an image.
     return path.with_name(f".{path.name}.{secrets.token_hex(4)}.{kind}")
 
 

@@ -1,4 +1,4 @@
-"""Batches (adain/batch.py): every input checked before the first write, ``--skip-existing``
+"""Batches (adain/batch/): every input checked before the first write, ``--skip-existing``
 finishes only what is missing, and the temporary files of a killed run are cleaned up.
 
 Issue 16 ("Nothing lost"), cases 8 and 9. In-process runs use ``CliRunner`` on a width-8 model
@@ -22,6 +22,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import adain.batch
+import adain.batch.planning
 from adain.batch import BatchConfig, plan
 from adain.cli import app
 from adain.image import save_image
@@ -160,13 +161,13 @@ def test_the_longest_output_name_leaves_room_for_its_temporary_file(work):
 
 def test_plan_decodes_each_input_once_and_writes_nothing(work, monkeypatch):
     decoded: list[Path] = []
-    real = adain.batch.load_image
+    real = adain.batch.planning.load_image
 
     def load_image(path, *args, **kwargs):
         decoded.append(Path(path))
         return real(path, *args, **kwargs)
 
-    monkeypatch.setattr(adain.batch, "load_image", load_image)
+    monkeypatch.setattr(adain.batch.planning, "load_image", load_image)  # where plan() finds it
     # s/x.png is both a content and a style: decoded once.
     batch = plan(BatchConfig(contents=["c", "s/x.png"], styles=["s"], output=Path("out")))
     assert sorted(map(str, decoded)) == ["c/a.png", "c/b.jpg", "c/d.png", "s/x.png", "s/y.png"]

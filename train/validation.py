@@ -14,9 +14,9 @@ import torch
 from torch import Tensor
 
 from adain.api import as_tensor
-from adain.batch import expand_paths
 from adain.encoder import VGG19Encoder
 from adain.evaluation.harness import mean_metrics, measure_pairs
+from adain.inputs import expand_paths
 from adain.model import AdaIN
 from train.config import TrainConfig
 from train.logs import RunLogger

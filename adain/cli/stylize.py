@@ -222,8 +222,8 @@ def interpolate(
 ) -> None:
     """Contact sheet of CONTENT: an alpha sweep per style and a mix sweep between styles."""
     with reported(debug):
-        from adain.batch import expand_paths
         from adain.image import save_image
+        from adain.inputs import expand_paths
         from adain.sheet import SweepConfig, sweep_sheet
 
         styles = expand_paths(style, "style", presets=True)

@@ -12,10 +12,10 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from adain.checks import MIN_SIDE
 from adain.dataset.plan import DatasetConfig, Entry
 from adain.dataset.sources import ItemReader
 from adain.image import ImageError, limit_size, resize_shorter, save_format
-from adain.model import MIN_SIDE
 
 _PNG = b"\x89PNG\r\n\x1a\n"
 

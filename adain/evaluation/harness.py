@@ -23,13 +23,14 @@ from torch import Tensor
 
 import adain
 from adain.api import as_tensor, get_device
-from adain.batch import expand_paths
+from adain.checks import check_alpha
 from adain.engine.runner import EngineOptions
 from adain.evaluation.feature_metrics import FEATURE_METRICS, feature_metrics
 from adain.evaluation.frechet import feature_distance
 from adain.evaluation.weights import MetricNetworks, load_metric_networks
 from adain.image import DEFAULT_MAX_PIXELS
-from adain.model import AdaIN, check_alpha, load_model
+from adain.inputs import expand_paths
+from adain.model import AdaIN, load_model
 
 GATYS = "gatys"
 # Per-output numbers, in table order; the summary adds fid and art_fid.

@@ -22,8 +22,9 @@ import torch
 from torch import Tensor
 
 from adain.architecture import DOWNSAMPLING
+from adain.checks import PreserveColor, check_alpha, check_image
 from adain.functional import coral, pad_to_multiple, transfer_luminance
-from adain.model import AdaIN, PreserveColor, check_alpha, check_image
+from adain.model import AdaIN
 from adain.style import StyleStats
 
 CONFIG_NAME = "config.json"

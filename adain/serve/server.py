@@ -25,7 +25,7 @@ from PIL import Image
 from starlette.exceptions import HTTPException
 
 import adain
-from adain.model import check_alpha
+from adain.checks import check_alpha
 from adain.serve.limits import MB, Gate, Limits, RequestError, read_upload, too_large
 from adain.serve.service import Stylist
 

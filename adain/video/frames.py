@@ -18,9 +18,10 @@ from PIL import Image
 from torch import Tensor
 
 from adain.api import as_tensor, get_device
+from adain.checks import PreserveColor, check_alpha
 from adain.engine.runner import EngineOptions
 from adain.image import DEFAULT_MAX_PIXELS
-from adain.model import AdaIN, PreserveColor, check_alpha, load_model
+from adain.model import AdaIN, load_model
 from adain.style import StyleStats, is_style_preset
 from adain.video.temporal import DEFAULT_CUT_THRESHOLD, DEFAULT_DECAY, StatsSmoother
 

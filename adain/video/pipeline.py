@@ -17,8 +17,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from adain.checks import PreserveColor
 from adain.image import DEFAULT_MAX_PIXELS
-from adain.model import AdaIN, PreserveColor
+from adain.model import AdaIN
 from adain.outputs import check_output
 from adain.video.codecs import choose_encoding, container_of
 from adain.video.frame import Frame, Source
