@@ -324,6 +324,7 @@ def test_resume_may_change_only_run_length_reporting_and_machine_settings():
     assert RESUME_MAY_CHANGE == {
         "max_steps", "save_every", "log_every", "sample_every", "num_workers",
         "mixed_precision", "output", "resume",
+        "eval_every", "eval_content", "eval_style", "eval_size",
     }  # fmt: skip
     recorded = TrainConfig(content=["photos"], style=["paintings"], resume="latest")
     for field in fields(TrainConfig):

@@ -9,7 +9,7 @@ Usage (also ``adain train ...`` from the repository root)::
 
 A resumed run takes every setting from its checkpoint's recorded config; options given again
 must agree with it, except those in :data:`train.config.RESUME_MAY_CHANGE` (``max_steps``, the
-save/log/sample intervals, ``num_workers``, ``mixed_precision``).
+save/log/sample intervals, ``num_workers``, ``mixed_precision``, the validation settings).
 
 ``--content``/``--style`` take folders (searched recursively for images and ``.parquet`` shards,
 e.g. a local copy of ``huggan/wikiart``) or parquet files. The run folder gets ``config.toml``,

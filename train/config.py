@@ -34,6 +34,12 @@ RESUME_MAY_CHANGE = frozenset(
         "mixed_precision",
         "output",  # a run folder moved elsewhere, or --resume CKPT continued in a new folder
         "resume",  # how this start finds its checkpoint, not part of the recipe
+        # Validation only reports (train/validation.py draws no random numbers and touches no
+        # weights), so a resumed run may start, stop or change it.
+        "eval_every",
+        "eval_content",
+        "eval_style",
+        "eval_size",
     }
 )
 
