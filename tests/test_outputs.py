@@ -213,3 +213,37 @@ def test_a_name_too_long_for_the_temporary_file_is_one_line(tmp_path):
     message = str(caught.value)
     assert message.startswith(f"cannot write {path}") and "\n" not in message
     assert ".tmp" not in message and list(tmp_path.iterdir()) == []
+
+
+# The newer writers: export, evaluate ------------------------------------------------------------
+
+
+def test_export_and_evaluate_never_replace_an_input(tmp_path, tiny_model_dir):
+    """`adain export -o MODEL --overwrite` and `adain evaluate --pairs LIST -o LIST --overwrite`
+    refuse in one line, and the inputs stay as they were."""
+    pytest.importorskip("onnx")
+    content, style = tmp_path / "c.png", tmp_path / "s.png"
+    save_image(smooth_image(1, 32, 32), content)
+    save_image(smooth_image(2, 32, 32), style)
+    pairs = tmp_path / "pairs.json"  # a list of pairs, whatever its name
+    pairs.write_text(f"{content} {style}\n")
+    before = {p: p.read_bytes() for p in (content, style, pairs, *tiny_model_dir.iterdir())}
+    runner = CliRunner()
+    export = runner.invoke(
+        app, ["export", str(tiny_model_dir), "-o", str(tiny_model_dir), "--overwrite"]
+    )
+    evaluate = runner.invoke(
+        app,
+        ["evaluate", "--pairs", str(pairs), "--model", str(tiny_model_dir),
+         "-o", str(pairs), "--overwrite"],
+    )  # fmt: skip
+    for result in (export, evaluate):
+        assert result.exit_code == 1, result.output
+        assert len(result.output.strip().splitlines()) == 1, result.output
+    # The model folder holds files export does not write; the report would replace an input.
+    assert str(tiny_model_dir) in export.output and "does not write" in export.output
+    assert str(pairs) in evaluate.output and "input" in evaluate.output
+    assert {p: p.read_bytes() for p in before} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [content.name, style.name, pairs.name, tiny_model_dir.name]
+    )
