@@ -601,17 +601,17 @@ def test_a_corrupt_checkpoint_is_refused_naming_the_newest_intact_one(
 def test_a_non_finite_loss_stops_the_run_without_saving(
     tmp_path: Path, data: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ):
-    import train.loop
+    import train.step
 
     calls = []
-    compute = train.loop.compute_losses
+    compute = train.step.compute_losses
 
     def nan_at_step_3(*args: object, **kwargs: object) -> object:
         loss, parts, output = compute(*args, **kwargs)  # type: ignore[arg-type]
         calls.append(1)
         return (loss * float("nan") if len(calls) == 3 else loss), parts, output
 
-    monkeypatch.setattr(train.loop, "compute_losses", nan_at_step_3)
+    monkeypatch.setattr(train.step, "compute_losses", nan_at_step_3)  # train_step looks it up there
     run = tmp_path / "run"
     with pytest.raises(ValueError) as error:
         fit(_config(data, run, max_steps=4, save_every=1))

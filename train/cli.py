@@ -119,7 +119,7 @@ def resolve_config(config_file: str | None, sets: list[str], flags: dict[str, An
     """defaults < ``--config`` < ``--set`` < explicit flags (``None`` flags are not given).
 
     With ``resume`` set, the recorded config of the checkpoint it names takes the place of the
-    defaults (:func:`train.loop.recorded_config`): the values given again must agree with it,
+    defaults (:func:`train.checkpoints.recorded_config`): the values given again must agree with it,
     except the keys in :data:`train.config.RESUME_MAY_CHANGE`, or a
     :class:`train.config.ResumeError` names the option that differs. No checkpoint to resume
     (``--resume latest`` without a latest.pt), or a corrupt one, is a ``ResumeError`` too.
@@ -129,7 +129,7 @@ def resolve_config(config_file: str | None, sets: list[str], flags: dict[str, An
     given = _given(config_file, sets, flags)
     config = override(TrainConfig(), {key: value for key, _, value in given})
     if config.resume:
-        from train.loop import recorded_config
+        from train.checkpoints import recorded_config
 
         try:
             recorded = recorded_config(config)
@@ -159,13 +159,14 @@ def _fit_and_export(
 ) -> Path:
     """Train (or resume), then export the final checkpoint.
 
-    A run stopped by SIGINT/SIGTERM (:class:`train.loop.Stopped`, checkpoint saved) says how to
+    A run stopped by SIGINT/SIGTERM (:class:`train.signals.Stopped`, checkpoint saved) says how to
     continue on stderr and exits 128 + the signal: 130 (SIGINT), 143 (SIGTERM), without export.
     """
     from adain.outputs import check_folder
     from adain.weights.folder import MODEL_FILES
     from train.export import export
-    from train.loop import Stopped, fit
+    from train.loop import fit
+    from train.signals import Stopped
 
     try:
         if export_to is not None:  # refused before training, not after it

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from adain.weights.card import licences
+from train.checkpoints import load_checkpoint
 from train.config import TrainConfig, override, to_toml
-from train.loop import load_checkpoint
 
 # The Decoder line of the card's Licences (adain.weights.card.licences).
 TRAINED_DECODER = (
