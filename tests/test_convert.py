@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 from pathlib import Path
 
@@ -194,7 +195,15 @@ def test_state_and_config_build_the_model(tmp_path, depth):
 
 def test_save_original_writes_a_loadable_folder(tmp_path):
     vgg_path, dec_path, vgg, dec = _save_original(tmp_path, width=8)
-    folder = save_original(vgg_path, dec_path, tmp_path / "converted", encoder_depth="relu4_1")
+    old = os.umask(0o022)
+    try:
+        folder = save_original(vgg_path, dec_path, tmp_path / "converted", encoder_depth="relu4_1")
+    finally:
+        os.umask(old)
+    # safetensors' save_file makes its file 0600: the folder's files follow the umask.
+    assert {p.name: p.stat().st_mode & 0o777 for p in folder.iterdir()} == {
+        "config.json": 0o644, "model.safetensors": 0o644, "README.md": 0o644,
+    }  # fmt: skip
     model = AdaIN.from_pretrained(str(folder))
     assert "encoder.conv4_1.weight" in model.state_dict()
     assert "encoder.conv5_1.weight" not in model.state_dict()  # config.json kept relu4_1

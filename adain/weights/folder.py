@@ -83,14 +83,13 @@ def save_state_dir(
         overwrite: replace an existing folder (one holding only these files).
         inputs: files read to make it: never the folder, never inside it.
     """
-    from safetensors.torch import save
+    from safetensors.torch import save_file
 
     def fill(staging: Path) -> None:
         # metadata as safetensors' save_model (what the mixin's save_pretrained calls) writes it.
         tensors = {key: value.contiguous() for key, value in state.items()}
-        # Bytes written with Python's own open: safetensors' save_file creates the file 0600
-        # whatever the umask, and others on a shared machine could not read the model.
-        (staging / WEIGHTS_NAME).write_bytes(save(tensors, metadata={"format": "pt"}))
+        save_file(tensors, str(staging / WEIGHTS_NAME), metadata={"format": "pt"})
+        outputs.apply_umask(staging / WEIGHTS_NAME)  # save_file makes it 0600 (see AdaIN's saver)
         (staging / CONFIG_NAME).write_text(json.dumps(dict(config), sort_keys=True, indent=2))
         (staging / CARD_NAME).write_text(model_card, encoding="utf-8")
 
