@@ -123,3 +123,12 @@ def stand_in_hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     monkeypatch.setenv("ADAIN_ORIGINAL_URLS", CLOSED_ORIGINAL_URLS)  # tests serve their own
     yield server
     server.stop()
+
+
+def one_error_line(result) -> str:
+    """The single ``error:`` line of an expected CLI failure: exit code 1, no traceback."""
+    assert result.exit_code == 1, (result.exit_code, result.output)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.output
+    return lines[0]

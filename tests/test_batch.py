@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import smooth_image
+from conftest import one_error_line, smooth_image
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -35,13 +35,6 @@ runner = CliRunner()
 
 def invoke(*args: object):
     return runner.invoke(app, [str(a) for a in args])
-
-
-def one_error_line(result) -> str:
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert "Traceback" not in result.output
-    return lines[0]
 
 
 def files(folder: Path) -> dict[str, bytes]:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import make_model, smooth_image
+from conftest import make_model, one_error_line, smooth_image
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -36,14 +36,6 @@ runner = CliRunner()
 
 def invoke(*args: object):
     return runner.invoke(app, [str(a) for a in args])
-
-
-def one_error_line(result) -> str:
-    """The single stderr line of an expected failure (and no traceback)."""
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert "Traceback" not in result.output
-    return lines[0]
 
 
 def pixels(path: Path) -> torch.Tensor:

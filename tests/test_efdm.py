@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_WIDTH, smooth_image
+from conftest import TINY_WIDTH, one_error_line, smooth_image
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -324,12 +324,6 @@ def files(tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch)
 def invoke(files: Path, *args: object):
     model = ["--model", str(files / "tiny-model"), "--device", "cpu"]
     return runner.invoke(app, [*map(str, args), *model])
-
-
-def one_error_line(result) -> str:
-    lines = result.stderr.strip().splitlines()
-    assert result.exit_code == 1 and len(lines) == 1 and lines[0].startswith("error: "), lines
-    return lines[0]
 
 
 def test_cli_stylize_efdm_matches_the_library_and_records_it(files, tiny_model):

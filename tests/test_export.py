@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import make_model, smooth_image
+from conftest import make_model, one_error_line, smooth_image
 from typer.testing import CliRunner
 
 pytest.importorskip("onnxruntime")
@@ -31,15 +31,6 @@ runner = CliRunner()
 
 def invoke(*args: object):
     return runner.invoke(app, [str(a) for a in args])
-
-
-def one_error_line(result) -> str:
-    lines = result.stderr.strip().splitlines()
-    assert result.exit_code == 1 and len(lines) == 1 and lines[0].startswith("error: "), (
-        result.exit_code,
-        result.output,
-    )
-    return lines[0]
 
 
 def max_abs(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import make_model, smooth_image
+from conftest import make_model, one_error_line, smooth_image
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -37,15 +37,6 @@ CHANNELS = 64  # relu4_1 of the width-8 test model
 
 def invoke(*args: object):
     return runner.invoke(app, [str(a) for a in args])
-
-
-def one_line(result) -> str:
-    """The single ``error:`` line of an expected failure: exit code 1, no traceback."""
-    assert result.exit_code == 1, (result.exit_code, result.output)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert "Traceback" not in result.output
-    return lines[0]
 
 
 def write_preset(path: Path, mean: torch.Tensor, std: torch.Tensor) -> Path:
@@ -84,7 +75,7 @@ def nothing_written(work: Path) -> bool:
     ("option", "file"), [("--content-size", "a.png"), ("--style-size", "x.png")]
 )
 def test_huge_resize_is_refused_naming_the_file_and_the_cap(work, option, file):
-    line = one_line(stylize(work, "-s", "x.png", option, 100_000))
+    line = one_error_line(stylize(work, "-s", "x.png", option, 100_000))
     assert file in line and "67,108,864 pixels" in line and "--max-pixels" in line, line
     assert nothing_written(work)
 
@@ -102,7 +93,7 @@ def test_interpolate_cell_size_is_bounded(work, cell_size):
     model = ["--model", work / "tiny-model", "--device", "cpu"]
     result = invoke("interpolate", "a.png", "-s", "x.png", "--cell-size", cell_size, *model,
                     "-o", sheet)  # fmt: skip
-    assert "--cell-size must be from 16 to 4096 px" in one_line(result)
+    assert "--cell-size must be from 16 to 4096 px" in one_error_line(result)
     assert not sheet.exists()
 
 
@@ -134,7 +125,7 @@ def test_style_encode_huge_weights_is_not_all_zero(work):
 
 @pytest.mark.parametrize("weight", ["inf", "nan", "-1"])
 def test_weights_must_be_finite(work, weight):
-    line = one_line(stylize(work, "-s", "x.png", "-s", "y.png", "-w", 1, "-w", weight))
+    line = one_error_line(stylize(work, "-s", "x.png", "-s", "y.png", "-w", 1, "-w", weight))
     assert "--weight" in line
     assert nothing_written(work)
 
@@ -187,7 +178,7 @@ def _bad_presets(work: Path) -> dict[str, tuple[Path, str]]:
 )
 def test_bad_presets_are_one_line_naming_the_file(work, case):
     path, message = _bad_presets(work)[case]
-    line = one_line(stylize(work, "-s", path))
+    line = one_error_line(stylize(work, "-s", path))
     assert str(path) in line and message in line, line
     assert nothing_written(work)
 
@@ -205,7 +196,7 @@ def test_corrupt_weights_are_one_line(work, damage):
         "flipped header": bytes([data[0] ^ 0xFF]) + data[1:],
     }[damage]
     weights.write_bytes(damaged)
-    line = one_line(stylize(work, "-s", "x.png"))
+    line = one_error_line(stylize(work, "-s", "x.png"))
     assert str(weights) in line and "safetensors" in line, line
     assert nothing_written(work)
 
@@ -226,21 +217,21 @@ def test_corrupt_weights_are_one_line(work, damage):
 def test_bad_config_json_is_one_line_naming_it(work, config, message):
     path = work / "tiny-model" / "config.json"
     path.write_text(config)
-    line = one_line(stylize(work, "-s", "x.png"))
+    line = one_error_line(stylize(work, "-s", "x.png"))
     assert str(path) in line and message in line, line
     assert nothing_written(work)
 
 
 @pytest.mark.parametrize("budget", ["", "B", "inf", "1e400", "nan", "-1G", "0", "9" * 400])
 def test_bad_max_memory_is_one_line(work, budget):
-    line = one_line(stylize(work, "-s", "x.png", "--max-memory", budget))
+    line = one_error_line(stylize(work, "-s", "x.png", "--max-memory", budget))
     assert "--max-memory" in line, line
     assert nothing_written(work)
 
 
 def test_too_small_budget_in_mib(work):
     save_image(smooth_image(1, 256, 256), work / "a.png")  # 1.5 MiB as fp32, in and out each
-    line = one_line(stylize(work, "-s", "x.png", "--max-memory", "2M"))
+    line = one_error_line(stylize(work, "-s", "x.png", "--max-memory", "2M"))
     assert "max_memory 2.00 MiB (--max-memory) is too small" in line, line
     assert nothing_written(work)
 
@@ -248,14 +239,14 @@ def test_too_small_budget_in_mib(work):
 def test_tiny_content_is_named(work):
     save_image(torch.rand(1, 3, 1, 1), work / "dot.png")
     model = ["--model", work / "tiny-model", "--device", "cpu"]
-    line = one_line(invoke("stylize", "dot.png", "-s", "x.png", *model, "-o", "out.png"))
+    line = one_error_line(invoke("stylize", "dot.png", "-s", "x.png", *model, "-o", "out.png"))
     assert "dot.png is 1x1 px" in line and "at least 16 px" in line, line
     assert nothing_written(work)
 
 
 def test_tiny_style_is_named(work):
     save_image(torch.rand(1, 3, 4, 4), work / "speck.png")
-    line = one_line(stylize(work, "-s", "speck.png"))
+    line = one_error_line(stylize(work, "-s", "speck.png"))
     assert "style speck.png is 4x4 px" in line, line
     assert nothing_written(work)
 
